@@ -1,0 +1,184 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+
+	"github.com/userhooks/userhooks/delivery"
+	"github.com/userhooks/userhooks/egress"
+	"github.com/userhooks/userhooks/event"
+	"github.com/userhooks/userhooks/signature"
+	"github.com/userhooks/userhooks/subscription"
+)
+
+// Limits of one delivery request.
+const (
+	// DefaultRequestTimeout bounds one request, connection to last byte.
+	DefaultRequestTimeout = 15 * time.Second
+	// MaxResponseRead is how much of a response body is read before the
+	// connection is dropped; receivers are expected to answer briefly.
+	MaxResponseRead = 64 << 10
+	// ResponseExcerptBytes is how much of the response body is kept in
+	// history for troubleshooting.
+	ResponseExcerptBytes = 512
+	// UserAgent identifies userhooks to receivers.
+	UserAgent = "userhooks/0.1"
+)
+
+// Sender posts signed event bodies. Build it with NewSender.
+type Sender struct {
+	policy egress.Policy
+	client *http.Client
+}
+
+// NewSender returns a Sender that only reaches addresses the policy allows,
+// never follows redirects and gives up on a request after timeout
+// (DefaultRequestTimeout when zero).
+func NewSender(policy egress.Policy, timeout time.Duration) *Sender {
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
+	return &Sender{policy: policy, client: egress.NewClient(policy, timeout)}
+}
+
+// DeliverInput is one attempt to deliver an event to a subscription.
+type DeliverInput struct {
+	Event          event.Event
+	SubscriptionID string
+	// Attempt is 1 for the first attempt of this delivery.
+	Attempt int
+}
+
+// Deliver makes one delivery attempt: it loads the subscription's URL and
+// secrets from the store, signs the event body (Standard Webhooks), POSTs it
+// and classifies the answer.
+//
+// A successful attempt, or one skipped because the subscription is disabled
+// or gone, returns its record. A failed attempt returns a non-retryable
+// Temporal application error whose type is the delivery.ErrorClass and whose
+// details are the delivery.Attempt record: the attempt shows as failed in
+// history, and the delivery workflow — not Temporal's activity retries —
+// decides when to try again. Any other error is a fault on our side (store
+// unreachable) that the activity's own retry policy retries.
+func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (delivery.Attempt, error) {
+	rec := delivery.Attempt{Number: in.Attempt, StartedAt: a.now().UTC()}
+	log := a.logger().With(zap.String("event_id", in.Event.ID), zap.String("subscription_id", in.SubscriptionID), zap.Int("attempt", in.Attempt))
+
+	sub, err := a.Store.Get(ctx, in.SubscriptionID)
+	switch {
+	case errors.Is(err, subscription.ErrNotFound):
+		rec.Skipped, rec.Error = true, "subscription was deleted"
+		log.Info("delivery skipped", zap.String("reason", rec.Error))
+		return rec, nil
+	case err != nil:
+		return rec, fmt.Errorf("load subscription %s: %w", in.SubscriptionID, err)
+	case !sub.Enabled:
+		rec.Skipped, rec.Error = true, "subscription is disabled"
+		log.Info("delivery skipped", zap.String("reason", rec.Error))
+		return rec, nil
+	}
+
+	body, err := in.Event.Marshal()
+	if err != nil {
+		return rec, temporal.NewNonRetryableApplicationError(err.Error(), string(delivery.ClassInternal), err)
+	}
+	a.Sender.send(ctx, &rec, sub, in.Event.ID, body)
+	log = log.With(zap.String("endpoint", DisplayEndpoint(sub.URL)), zap.Int("status", rec.StatusCode), zap.Int64("duration_ms", rec.DurationMs))
+	if rec.Succeeded() {
+		log.Info("delivered")
+		return rec, nil
+	}
+	log.Warn("delivery attempt failed", zap.String("error_class", string(rec.Class)), zap.String("error", rec.Error))
+	msg := fmt.Sprintf("attempt %d: %s", rec.Number, rec.Error)
+	return rec, temporal.NewNonRetryableApplicationError(msg, string(rec.Class), nil, rec)
+}
+
+// send performs the HTTP exchange and fills in rec.
+func (s *Sender) send(ctx context.Context, rec *delivery.Attempt, sub subscription.Subscription, msgID string, body []byte) {
+	if _, err := s.policy.CheckURL(sub.URL); err != nil {
+		rec.Class, rec.Error = delivery.ClassInvalidURL, err.Error()
+		if egress.IsBlocked(err) {
+			rec.Class = delivery.ClassBlockedAddress
+		}
+		return
+	}
+	secrets := sub.ActiveSecrets(rec.StartedAt)
+	if len(secrets) == 0 {
+		rec.Class, rec.Error = delivery.ClassInternal, "subscription has no active secret"
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
+	if err != nil {
+		rec.Class, rec.Error = delivery.ClassInvalidURL, "cannot build request: "+redactURL(err.Error(), sub.URL)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+	signature.SetHeaders(req.Header, msgID, rec.StartedAt, body, secrets...)
+
+	start := time.Now()
+	resp, err := s.client.Do(req)
+	if err != nil {
+		rec.DurationMs = time.Since(start).Milliseconds()
+		rec.Class, rec.Error = classifyTransportError(err), redactURL(err.Error(), sub.URL)
+		return
+	}
+	defer resp.Body.Close()
+	head, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxResponseRead))
+	rec.DurationMs = time.Since(start).Milliseconds()
+	rec.StatusCode = resp.StatusCode
+	rec.ResponseExcerpt = excerpt(head)
+	rec.Class = delivery.ClassifyStatus(resp.StatusCode)
+	if rec.Class != "" {
+		rec.Error = fmt.Sprintf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		if rec.Class.Retryable() {
+			rec.RetryAfter = delivery.Duration(delivery.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
+		}
+		return
+	}
+	// A 2xx whose body we could not finish reading in time still counts:
+	// the receiver has accepted the event when it sends its status line.
+	if readErr != nil && !errors.Is(readErr, context.Canceled) {
+		rec.Error = "response body not read completely: " + readErr.Error()
+	}
+}
+
+func classifyTransportError(err error) delivery.ErrorClass {
+	var ne net.Error
+	switch {
+	case egress.IsBlocked(err):
+		return delivery.ClassBlockedAddress
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return delivery.ClassTimeout
+	case errors.As(err, &ne) && ne.Timeout():
+		return delivery.ClassTimeout
+	default:
+		return delivery.ClassConnection
+	}
+}
+
+// redactURL removes the full URL (which may carry tokens in its path or
+// query) from an error text, leaving scheme and host.
+func redactURL(msg, raw string) string {
+	return strings.ReplaceAll(msg, raw, DisplayEndpoint(raw)+"/…")
+}
+
+// excerpt keeps the start of a response body as valid UTF-8 text; a
+// sequence cut at the limit becomes U+FFFD.
+func excerpt(b []byte) string {
+	if len(b) > ResponseExcerptBytes {
+		b = b[:ResponseExcerptBytes]
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}

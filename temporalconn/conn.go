@@ -1,0 +1,143 @@
+// Package temporalconn connects userhooks processes to a Temporal cluster:
+// configuration from flags and environment (address, namespace, TLS, API
+// key), and a zap logger adapted to the Temporal SDK.
+package temporalconn
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+)
+
+// Config says how to reach Temporal. The zero value is not usable; start
+// from FromEnv.
+type Config struct {
+	Address   string
+	Namespace string
+	TaskQueue string
+	// TLS client certificate and key (mTLS), and a CA bundle to verify the
+	// server; all optional. TLS is on when any of them, or APIKey, is set.
+	TLSCertFile string
+	TLSKeyFile  string
+	TLSCAFile   string
+	// TLSServerName overrides the name the server certificate is checked
+	// against.
+	TLSServerName string
+	// APIKey authenticates to Temporal Cloud or a cluster that takes keys.
+	// Never logged.
+	APIKey string
+}
+
+// Environment variables read by FromEnv. The TEMPORAL_* names are the ones
+// the Temporal CLI uses.
+const (
+	EnvAddress       = "TEMPORAL_ADDRESS"
+	EnvNamespace     = "TEMPORAL_NAMESPACE"
+	EnvTLSCert       = "TEMPORAL_TLS_CERT"
+	EnvTLSKey        = "TEMPORAL_TLS_KEY"
+	EnvTLSCA         = "TEMPORAL_TLS_CA"
+	EnvTLSServerName = "TEMPORAL_TLS_SERVER_NAME"
+	EnvAPIKey        = "TEMPORAL_API_KEY"
+	EnvTaskQueue     = "USERHOOKS_TASK_QUEUE"
+)
+
+// FromEnv returns the configuration given by the environment, with defaults
+// for a local development server.
+func FromEnv(defaultTaskQueue string) Config {
+	return Config{
+		Address:       getenv(EnvAddress, "localhost:7233"),
+		Namespace:     getenv(EnvNamespace, "default"),
+		TaskQueue:     getenv(EnvTaskQueue, defaultTaskQueue),
+		TLSCertFile:   os.Getenv(EnvTLSCert),
+		TLSKeyFile:    os.Getenv(EnvTLSKey),
+		TLSCAFile:     os.Getenv(EnvTLSCA),
+		TLSServerName: os.Getenv(EnvTLSServerName),
+		APIKey:        os.Getenv(EnvAPIKey),
+	}
+}
+
+// RegisterFlags binds the configuration to command-line flags whose
+// defaults are the current values (so flags override the environment).
+// The API key has no flag: command lines are visible to other users.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Address, "temporal-address", c.Address, "Temporal frontend host:port (env "+EnvAddress+")")
+	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "Temporal namespace (env "+EnvNamespace+")")
+	fs.StringVar(&c.TaskQueue, "task-queue", c.TaskQueue, "task queue of the userhooks workers (env "+EnvTaskQueue+")")
+	fs.StringVar(&c.TLSCertFile, "tls-cert", c.TLSCertFile, "client certificate file for mTLS (env "+EnvTLSCert+")")
+	fs.StringVar(&c.TLSKeyFile, "tls-key", c.TLSKeyFile, "client key file for mTLS (env "+EnvTLSKey+")")
+	fs.StringVar(&c.TLSCAFile, "tls-ca", c.TLSCAFile, "CA bundle that signs the server certificate (env "+EnvTLSCA+")")
+	fs.StringVar(&c.TLSServerName, "tls-server-name", c.TLSServerName, "server name to verify (env "+EnvTLSServerName+")")
+}
+
+// ClientOptions turns the configuration into SDK client options.
+func (c Config) ClientOptions(logger *zap.Logger) (client.Options, error) {
+	opts := client.Options{
+		HostPort:  c.Address,
+		Namespace: c.Namespace,
+		Logger:    NewLogger(logger),
+	}
+	if c.APIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)
+	}
+	tlsCfg, err := c.tlsConfig()
+	if err != nil {
+		return client.Options{}, err
+	}
+	opts.ConnectionOptions.TLS = tlsCfg
+	return opts, nil
+}
+
+func (c Config) tlsConfig() (*tls.Config, error) {
+	if c.TLSCertFile == "" && c.TLSKeyFile == "" && c.TLSCAFile == "" && c.APIKey == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return nil, errors.New("TLS needs both a certificate and a key file, or neither")
+	}
+	if c.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS key pair %s: %w", c.TLSCertFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if c.TLSCAFile != "" {
+		pem, err := os.ReadFile(c.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read TLS CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("TLS CA file %s holds no PEM certificate", c.TLSCAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// Dial connects to Temporal.
+func (c Config) Dial(logger *zap.Logger) (client.Client, error) {
+	opts, err := c.ClientOptions(logger)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := client.Dial(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", c.Address, c.Namespace, err)
+	}
+	return cl, nil
+}
+
+func getenv(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,55 @@
+package temporalconn
+
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/log"
+	"go.uber.org/zap"
+)
+
+// Logger adapts a zap logger to the Temporal SDK's log.Logger, so the SDK's
+// own messages and workflow.GetLogger lines share the process's structured
+// output.
+type Logger struct {
+	z *zap.Logger
+}
+
+var (
+	_ log.Logger     = Logger{}
+	_ log.WithLogger = Logger{}
+)
+
+// NewLogger wraps z; a nil z logs nothing.
+func NewLogger(z *zap.Logger) Logger {
+	if z == nil {
+		z = zap.NewNop()
+	}
+	// Skip this adapter's frame so callers' file:line are reported.
+	return Logger{z: z.WithOptions(zap.AddCallerSkip(1))}
+}
+
+func (l Logger) Debug(msg string, keyvals ...any) { l.z.Debug(msg, fields(keyvals)...) }
+func (l Logger) Info(msg string, keyvals ...any)  { l.z.Info(msg, fields(keyvals)...) }
+func (l Logger) Warn(msg string, keyvals ...any)  { l.z.Warn(msg, fields(keyvals)...) }
+func (l Logger) Error(msg string, keyvals ...any) { l.z.Error(msg, fields(keyvals)...) }
+
+// With returns a logger that adds keyvals to every line.
+func (l Logger) With(keyvals ...any) log.Logger { return Logger{z: l.z.With(fields(keyvals)...)} }
+
+// fields turns alternating keys and values into zap fields; a key that is
+// not a string, or a key without a value, is kept rather than dropped.
+func fields(keyvals []any) []zap.Field {
+	fs := make([]zap.Field, 0, (len(keyvals)+1)/2)
+	for i := 0; i < len(keyvals); i += 2 {
+		key, ok := keyvals[i].(string)
+		if !ok {
+			key = fmt.Sprint(keyvals[i])
+		}
+		if i+1 == len(keyvals) {
+			fs = append(fs, zap.Any("!BADKEY", key))
+			break
+		}
+		fs = append(fs, zap.Any(key, keyvals[i+1]))
+	}
+	return fs
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/userhooks/userhooks/delivery"
+	"github.com/userhooks/userhooks/devserver"
+	"github.com/userhooks/userhooks/event"
+	"github.com/userhooks/userhooks/signature"
+	"github.com/userhooks/userhooks/subscription"
+	"github.com/userhooks/userhooks/workflows"
+)
+
+// devConfig configures `worker dev`.
+type devConfig struct {
+	dataDir      string
+	binDir       string
+	port, uiPort int
+	receiverAddr string
+	account      string
+}
+
+func (d *devConfig) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&d.dataDir, "data-dir", ".userhooks", "where the dev server and the store keep their files")
+	fs.StringVar(&d.binDir, "bin-dir", "bin", "where to find (or install) the temporal CLI")
+	fs.IntVar(&d.port, "port", 7233, "Temporal frontend port")
+	fs.IntVar(&d.uiPort, "ui-port", 8233, "Temporal Web UI port")
+	fs.StringVar(&d.receiverAddr, "receiver-addr", "127.0.0.1:9000", "address of the demo receiver")
+	fs.StringVar(&d.account, "demo-account", "acme", "account that the demo subscriptions belong to")
+}
+
+// runDev runs a whole local installation: a Temporal dev server persisted
+// to a file with its Web UI, a demo receiver with two subscriptions, and a
+// worker, until ctx ends.
+func runDev(ctx context.Context, cfg config) error {
+	log, err := newLogger(cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // nothing useful to do on exit
+	d := cfg.dev
+	if err := os.MkdirAll(d.dataDir, 0o755); err != nil {
+		return err
+	}
+	serverLog, err := os.OpenFile(filepath.Join(d.dataDir, "temporal.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer serverLog.Close()
+
+	fmt.Println("Starting the Temporal dev server (log:", serverLog.Name()+")…")
+	srv, err := devserver.Start(ctx, devserver.Options{
+		BinDir:           d.binDir,
+		DBFile:           filepath.Join(d.dataDir, "temporal.db"),
+		Port:             d.port,
+		UIPort:           d.uiPort,
+		SearchAttributes: workflows.SearchAttributes(),
+		Log:              io.MultiWriter(serverLog, installNotes{}),
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	cfg.temporal.Address = srv.Address
+
+	c, err := cfg.temporal.Dial(log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	store, err := subscription.OpenSQLite(cfg.store)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", cfg.store, err)
+	}
+	defer store.Close()
+
+	// The demo receiver runs on loopback, which deliveries may not reach by
+	// default: allow it, and plain http, for this process only.
+	cfg.allowCIDRs += ",127.0.0.0/8"
+	cfg.allowHTTP = true
+	recv, err := startDemoReceiver(ctx, d, store)
+	if err != nil {
+		return err
+	}
+	defer recv.Close()
+
+	fmt.Printf(`
+userhooks is running.
+  Temporal Web UI   %s/namespaces/%s/workflows
+  Temporal gRPC     %s
+  Demo receiver     http://%s  (subscriptions of account %q: /webhooks, and /flaky which fails twice first)
+
+Publish an event from another shell:
+  go run ./cmd/userhooks publish --account %s --type user.created --user-id u_42 --email ada@example.com
+
+Press Ctrl-C to stop.
+
+`, srv.UIURL, cfg.temporal.Namespace, srv.Address, d.receiverAddr, d.account, d.account)
+
+	workerErr := make(chan error, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { workerErr <- runWorker(wctx, cfg, c, store, log) }()
+	select {
+	case err := <-workerErr:
+		return err
+	case <-srv.Done():
+		cancel()
+		<-workerErr
+		return errors.New("the Temporal dev server stopped; see " + serverLog.Name())
+	case <-ctx.Done():
+		cancel()
+		return <-workerErr
+	}
+}
+
+// installNotes shows the dev server installer's progress lines on the
+// terminal; the server's own logs go only to the log file.
+type installNotes struct{}
+
+func (installNotes) Write(p []byte) (int, error) {
+	if len(p) > 0 && p[0] != '{' {
+		os.Stdout.Write(p)
+	}
+	return len(p), nil
+}
+
+// demoReceiver verifies and prints what it receives. /flaky answers 503 to
+// the first two attempts of every message, to show retries in the Web UI.
+type demoReceiver struct {
+	verifiers map[string]signature.Verifier
+	mu        sync.Mutex
+	seen      map[string]int
+}
+
+func startDemoReceiver(ctx context.Context, d devConfig, store subscription.Store) (io.Closer, error) {
+	r := &demoReceiver{verifiers: map[string]signature.Verifier{}, seen: map[string]int{}}
+	fast := &delivery.Schedule{Delays: []delivery.Duration{delivery.Duration(2 * time.Second), delivery.Duration(5 * time.Second), delivery.Duration(10 * time.Second)}}
+	for _, path := range []string{"/webhooks", "/flaky"} {
+		url := "http://" + d.receiverAddr + path
+		sub, err := ensureSubscription(ctx, store, d.account, url, map[string]*delivery.Schedule{"/flaky": fast}[path])
+		if err != nil {
+			return nil, err
+		}
+		r.verifiers[path] = signature.Verifier{Secrets: sub.ActiveSecrets(time.Now())}
+	}
+	ln, err := net.Listen("tcp", d.receiverAddr)
+	if err != nil {
+		return nil, fmt.Errorf("demo receiver: %w", err)
+	}
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	return srv, nil
+}
+
+func (r *demoReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	v, ok := r.verifiers[req.URL.Path]
+	if !ok || req.Method != http.MethodPost {
+		http.NotFound(w, req)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, event.MaxBodyBytes))
+	if err != nil {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if err := v.Verify(req.Header, body); err != nil {
+		fmt.Printf("demo receiver %s: REJECTED: %v\n", req.URL.Path, err)
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	id := req.Header.Get(signature.HeaderID)
+	r.mu.Lock()
+	r.seen[req.URL.Path+id]++
+	n := r.seen[req.URL.Path+id]
+	r.mu.Unlock()
+	if req.URL.Path == "/flaky" && n <= 2 {
+		fmt.Printf("demo receiver %s: verified %s, answering 503 on purpose (attempt %d)\n", req.URL.Path, id, n)
+		http.Error(w, "flaky on purpose", http.StatusServiceUnavailable)
+		return
+	}
+	e, err := event.Decode(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	fmt.Printf("demo receiver %s: verified %s %s for user %s (signature ok)\n", req.URL.Path, e.Type, e.ID, e.Data.User.ID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ensureSubscription returns the account's subscription to url, creating it
+// (with a new secret) if absent.
+func ensureSubscription(ctx context.Context, store subscription.Store, account, url string, sched *delivery.Schedule) (subscription.Subscription, error) {
+	for after := ""; ; {
+		page, err := store.List(ctx, account, after, 100)
+		if err != nil {
+			return subscription.Subscription{}, err
+		}
+		for _, s := range page {
+			if s.URL == url {
+				return s, nil
+			}
+		}
+		if len(page) < 100 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	secret, err := signature.GenerateSecret()
+	if err != nil {
+		return subscription.Subscription{}, err
+	}
+	s := subscription.Subscription{
+		AccountID:   account,
+		URL:         url,
+		Description: "demo receiver of `worker dev`",
+		Enabled:     true,
+		Secrets:     []subscription.Secret{{Key: secret}},
+		Schedule:    sched,
+	}
+	if err := store.Create(ctx, &s); err != nil {
+		return s, fmt.Errorf("create demo subscription: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,197 @@
+// Command worker runs a userhooks worker: it polls the userhooks task queue
+// and executes UserEventWorkflow, DeliveryWorkflow and their activities.
+// Run as many as you like against one Temporal cluster; they share the work.
+//
+//	worker [flags]        run a worker against an existing Temporal cluster
+//	worker dev [flags]    run everything locally: a Temporal dev server with
+//	                      the Web UI, a worker, and a demo receiver
+//
+// Configuration comes from flags, which default to environment variables
+// (see -help).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/userhooks/userhooks/activities"
+	"github.com/userhooks/userhooks/egress"
+	"github.com/userhooks/userhooks/subscription"
+	"github.com/userhooks/userhooks/temporalconn"
+	"github.com/userhooks/userhooks/workflows"
+)
+
+// config is everything a worker process needs.
+type config struct {
+	temporal       temporalconn.Config
+	store          string
+	allowCIDRs     string
+	allowHTTP      bool
+	requestTimeout time.Duration
+	registerAttrs  bool
+	logLevel       string
+	shutdownGrace  time.Duration
+	// Set by the dev command only.
+	dev devConfig
+}
+
+func main() {
+	args := os.Args[1:]
+	dev := len(args) > 0 && args[0] == "dev"
+	if dev {
+		args = args[1:]
+	}
+	cfg, err := parseConfig(args, dev)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if dev {
+		err = runDev(ctx, cfg)
+	} else {
+		err = run(ctx, cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func parseConfig(args []string, dev bool) (config, error) {
+	name := "worker"
+	if dev {
+		name = "worker dev"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	cfg := config{temporal: temporalconn.FromEnv(workflows.TaskQueue)}
+	cfg.temporal.RegisterFlags(fs)
+	fs.StringVar(&cfg.store, "store", getenv("USERHOOKS_STORE", defaultStore(dev)), "subscription store: path of a SQLite file (env USERHOOKS_STORE)")
+	fs.StringVar(&cfg.allowCIDRs, "allow-cidrs", os.Getenv("USERHOOKS_ALLOW_CIDRS"), "comma-separated CIDRs that deliveries may reach although private, e.g. 127.0.0.0/8 for local receivers (env USERHOOKS_ALLOW_CIDRS)")
+	fs.BoolVar(&cfg.allowHTTP, "allow-http", os.Getenv("USERHOOKS_ALLOW_HTTP") == "true", "allow plain-http receiver URLs (env USERHOOKS_ALLOW_HTTP=true)")
+	fs.DurationVar(&cfg.requestTimeout, "request-timeout", activities.DefaultRequestTimeout, "timeout of one delivery request")
+	fs.BoolVar(&cfg.registerAttrs, "register-search-attributes", true, "add userhooks' search attributes to the namespace at start if missing")
+	fs.StringVar(&cfg.logLevel, "log-level", getenv("USERHOOKS_LOG_LEVEL", "info"), "debug, info, warn or error (env USERHOOKS_LOG_LEVEL)")
+	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running activities may finish before the worker exits")
+	if dev {
+		cfg.dev.registerFlags(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (the only subcommand is dev)", fs.Arg(0))
+	}
+	if cfg.store == "" {
+		return cfg, errors.New("-store (or USERHOOKS_STORE) is required")
+	}
+	if _, err := cfg.policy(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func defaultStore(dev bool) string {
+	if dev {
+		return ".userhooks/userhooks.db"
+	}
+	return ""
+}
+
+func (c config) policy() (egress.Policy, error) {
+	p := egress.Policy{AllowHTTP: c.allowHTTP}
+	for _, s := range strings.Split(c.allowCIDRs, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, fmt.Errorf("-allow-cidrs: %q is not a CIDR such as 127.0.0.0/8", s)
+		}
+		p.AllowCIDRs = append(p.AllowCIDRs, pfx)
+	}
+	return p, nil
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.EncoderConfig.TimeKey = "time"
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zc.Build()
+}
+
+// run runs a worker until ctx ends, then stops it gracefully.
+func run(ctx context.Context, cfg config) error {
+	log, err := newLogger(cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // nothing useful to do on exit
+	c, err := cfg.temporal.Dial(log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	store, err := subscription.OpenSQLite(cfg.store)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", cfg.store, err)
+	}
+	defer store.Close()
+	return runWorker(ctx, cfg, c, store, log)
+}
+
+// runWorker registers search attributes if asked, then runs a worker on c
+// until ctx ends.
+func runWorker(ctx context.Context, cfg config, c client.Client, store subscription.Store, log *zap.Logger) error {
+	if cfg.registerAttrs {
+		if err := workflows.RegisterSearchAttributes(ctx, c, cfg.temporal.Namespace); err != nil {
+			return fmt.Errorf("%w (start with -register-search-attributes=false if an operator manages them)", err)
+		}
+	}
+	policy, _ := cfg.policy() // validated by parseConfig
+	acts := &activities.Activities{
+		Store:  store,
+		Sender: activities.NewSender(policy, cfg.requestTimeout),
+		Logger: log,
+	}
+	w := worker.New(c, cfg.temporal.TaskQueue, worker.Options{WorkerStopTimeout: cfg.shutdownGrace})
+	workflows.Register(w, acts)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	log.Info("worker started", zap.String("temporal", cfg.temporal.Address), zap.String("namespace", cfg.temporal.Namespace),
+		zap.String("task_queue", cfg.temporal.TaskQueue))
+	<-ctx.Done()
+	log.Info("stopping worker", zap.Duration("grace", cfg.shutdownGrace))
+	w.Stop()
+	return nil
+}
+
+func getenv(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

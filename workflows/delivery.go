@@ -1,0 +1,205 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/userhooks/userhooks/activities"
+	"github.com/userhooks/userhooks/delivery"
+	"github.com/userhooks/userhooks/event"
+)
+
+// ErrTypeDeliveryFailed is the application-error type of a delivery workflow
+// that ended without delivering; its details are the DeliveryResult.
+const ErrTypeDeliveryFailed = "DeliveryFailed"
+
+// deliverTimeout bounds one Deliver activity: the request timeout plus room
+// to load the subscription and report the result.
+const deliverTimeout = activities.DefaultRequestTimeout + 15*time.Second
+
+// infraRetry retries a Deliver activity only for faults on our side (worker
+// lost mid-attempt, store unreachable). HTTP outcomes never go through it:
+// Deliver reports them as non-retryable errors and the workflow schedules
+// the next attempt itself, so every attempt is its own entry in history.
+var infraRetry = &temporal.RetryPolicy{
+	InitialInterval:    time.Second,
+	BackoffCoefficient: 2,
+	MaximumInterval:    30 * time.Second,
+	MaximumAttempts:    5,
+}
+
+// DeliveryInput is the input of DeliveryWorkflow. It carries the
+// subscription's ID, never its URL or secrets.
+type DeliveryInput struct {
+	Event          event.Event
+	SubscriptionID string
+	// Schedule overrides delivery.DefaultSchedule() when set.
+	Schedule *delivery.Schedule `json:",omitempty"`
+}
+
+// DeliveryResult is how a delivery ended.
+type DeliveryResult struct {
+	Status   delivery.Status
+	Attempts int
+	// Last is the record of the last attempt.
+	Last delivery.Attempt
+}
+
+// DeliveryWorkflow delivers one event to one subscription. Each attempt is
+// one Deliver activity; between attempts it waits on a durable timer for the
+// time the retry schedule (or the receiver's Retry-After) says, or until a
+// retry-now signal. It stops on success, on a final answer (4xx other than
+// 408/425/429; 410 also disables the subscription), when the schedule is
+// exhausted, or when cancelled.
+//
+// It completes with status delivered or skipped, fails with
+// ErrTypeDeliveryFailed, or ends cancelled, so Temporal's own execution
+// status already tells the outcome.
+func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, error) {
+	sched := delivery.DefaultSchedule()
+	if in.Schedule != nil {
+		sched = *in.Schedule
+	}
+	info := workflow.GetInfo(ctx)
+	log := workflow.GetLogger(ctx)
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: deliverTimeout,
+		RetryPolicy:         infraRetry,
+	})
+	retryNow := workflow.GetSignalChannel(ctx, SignalRetryNow)
+
+	var res DeliveryResult
+	for attempt := 1; ; attempt++ {
+		rec, err := deliverOnce(ctx, in, attempt)
+		res.Attempts, res.Last = attempt, rec
+		switch {
+		case temporal.IsCanceledError(err):
+			return res, finish(ctx, &res, delivery.StatusCanceled)
+		case err != nil:
+			return res, err
+		case rec.Skipped:
+			return res, finish(ctx, &res, delivery.StatusSkipped)
+		case rec.Succeeded():
+			return res, finish(ctx, &res, delivery.StatusDelivered)
+		case rec.Class == delivery.ClassGone:
+			disable := workflow.ExecuteActivity(ctx, (*activities.Activities).DisableSubscription, activities.DisableInput{
+				SubscriptionID: in.SubscriptionID,
+				Reason:         "endpoint answered 410 Gone",
+			})
+			if err := disable.Get(ctx, nil); err != nil {
+				log.Error("Could not disable subscription after 410 Gone", "subscription_id", in.SubscriptionID, "error", err)
+			}
+			return res, finish(ctx, &res, delivery.StatusFailed)
+		case !rec.Class.Retryable():
+			return res, finish(ctx, &res, delivery.StatusFailed)
+		}
+
+		delay, ok := sched.NextDelay(attempt, time.Duration(rec.RetryAfter), info.WorkflowExecution.ID)
+		if !ok {
+			return res, finish(ctx, &res, delivery.StatusFailed)
+		}
+		next := workflow.Now(ctx).Add(delay).UTC()
+		setStatus(ctx, delivery.StatusRetrying, attempt)
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("Attempt %d failed: %s. Next attempt (%d of %d) at %s.",
+			attempt, rec.Error, attempt+1, sched.MaxAttempts(), next.Format(time.RFC3339)))
+		log.Info("Waiting before next attempt", "attempt", attempt, "delay", delay)
+
+		if err := waitForRetry(ctx, delay, retryNow); err != nil {
+			return res, finish(ctx, &res, delivery.StatusCanceled)
+		}
+	}
+}
+
+// deliverOnce runs one Deliver activity and returns the attempt's record.
+// The error is non-nil only for cancellation (a CanceledError) or for a
+// workflow-level problem; failed attempts, including faults on our side
+// that outlasted the activity's retries, come back as records.
+func deliverOnce(ctx workflow.Context, in DeliveryInput, attempt int) (delivery.Attempt, error) {
+	var rec delivery.Attempt
+	err := workflow.ExecuteActivity(ctx, (*activities.Activities).Deliver, activities.DeliverInput{
+		Event:          in.Event,
+		SubscriptionID: in.SubscriptionID,
+		Attempt:        attempt,
+	}).Get(ctx, &rec)
+	if err == nil {
+		return rec, nil
+	}
+	if temporal.IsCanceledError(err) || ctx.Err() != nil {
+		return delivery.Attempt{Number: attempt}, temporal.NewCanceledError()
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&rec) == nil {
+		return rec, nil
+	}
+	// The activity's own retries ran out (worker lost, timeout, store down):
+	// count it as an attempt that failed on our side and keep to the schedule.
+	return delivery.Attempt{
+		Number:    attempt,
+		StartedAt: workflow.Now(ctx).UTC(),
+		Class:     delivery.ClassInternal,
+		Error:     err.Error(),
+	}, nil
+}
+
+// waitForRetry sleeps for delay on a durable timer, ending early on a
+// retry-now signal. It returns an error only if the workflow is cancelled.
+func waitForRetry(ctx workflow.Context, delay time.Duration, retryNow workflow.ReceiveChannel) error {
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	timer := workflow.NewTimer(timerCtx, delay)
+	var timerErr error
+	sel := workflow.NewSelector(ctx)
+	sel.AddFuture(timer, func(f workflow.Future) { timerErr = f.Get(ctx, nil) })
+	sel.AddReceive(retryNow, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+	sel.Select(ctx)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return timerErr
+}
+
+// finish records the final status in search attributes and the workflow's
+// details, and returns what the workflow function should return.
+func finish(ctx workflow.Context, res *DeliveryResult, status delivery.Status) error {
+	res.Status = status
+	// Search attributes and details are updated even when the workflow is
+	// cancelled: a disconnected context lets the commands through.
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	setStatus(ctx, status, res.Attempts)
+	workflow.SetCurrentDetails(ctx, describe(*res))
+	switch status {
+	case delivery.StatusCanceled:
+		return temporal.NewCanceledError(*res)
+	case delivery.StatusFailed:
+		return temporal.NewNonRetryableApplicationError(describe(*res), ErrTypeDeliveryFailed, nil, *res)
+	}
+	return nil
+}
+
+func setStatus(ctx workflow.Context, status delivery.Status, attempts int) {
+	err := workflow.UpsertTypedSearchAttributes(ctx,
+		AttrDeliveryStatus.ValueSet(string(status)),
+		AttrAttempts.ValueSet(int64(attempts)),
+	)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("Could not update search attributes", "error", err)
+	}
+}
+
+// describe says in one line how a delivery stands, for the Web UI.
+func describe(r DeliveryResult) string {
+	switch r.Status {
+	case delivery.StatusDelivered:
+		return fmt.Sprintf("Delivered on attempt %d (HTTP %d, %d ms).", r.Attempts, r.Last.StatusCode, r.Last.DurationMs)
+	case delivery.StatusSkipped:
+		return fmt.Sprintf("Skipped: %s.", r.Last.Error)
+	case delivery.StatusCanceled:
+		return fmt.Sprintf("Canceled after %d attempt(s).", r.Attempts)
+	default:
+		return fmt.Sprintf("Failed after %d attempt(s); last: %s (%s).", r.Attempts, r.Last.Error, r.Last.Class)
+	}
+}
