@@ -89,20 +89,25 @@ func TestNextDelay_JitterIsBoundedAndDeterministic(t *testing.T) {
 	}
 }
 
-func TestNextDelay_RetryAfterReplacesDelayWithinBounds(t *testing.T) {
+func TestNextDelay_RetryAfterLengthensButNeverShortensTheWait(t *testing.T) {
 	s := delivery.Schedule{
 		Delays:        []delivery.Duration{delivery.Duration(time.Minute), delivery.Duration(time.Minute)},
-		Jitter:        0.2,
-		MinRetryAfter: delivery.Duration(5 * time.Second),
 		MaxRetryAfter: delivery.Duration(time.Hour),
 	}
-	for _, tt := range []struct{ retryAfter, want time.Duration }{
-		{30 * time.Second, 30 * time.Second},
-		{time.Second, 5 * time.Second},
-		{48 * time.Hour, time.Hour},
+	noCap := delivery.Schedule{Delays: s.Delays}
+	for _, tt := range []struct {
+		name             string
+		s                delivery.Schedule
+		retryAfter, want time.Duration
+	}{
+		{"longer than scheduled", s, 30 * time.Minute, 30 * time.Minute},
+		{"shorter than scheduled", s, time.Second, time.Minute},
+		{"over the cap", s, 48 * time.Hour, time.Hour},
+		{"no cap set: default cap", noCap, 48 * time.Hour, delivery.DefaultMaxRetryAfter},
+		{"no cap set: honoured below it", noCap, 90 * time.Second, 90 * time.Second},
 	} {
-		if got, ok := s.NextDelay(1, tt.retryAfter, "seed"); !ok || got != tt.want {
-			t.Errorf("NextDelay with Retry-After %s = %s, %v; want %s", tt.retryAfter, got, ok, tt.want)
+		if got, ok := tt.s.NextDelay(1, tt.retryAfter, "seed"); !ok || got != tt.want {
+			t.Errorf("%s: NextDelay with Retry-After %s = %s, %v; want %s", tt.name, tt.retryAfter, got, ok, tt.want)
 		}
 	}
 	if _, ok := s.NextDelay(3, 0, "seed"); ok {
@@ -116,14 +121,14 @@ func TestNextDelay_RetryAfterReplacesDelayWithinBounds(t *testing.T) {
 func TestSchedule_ValidateRejectsAbuse(t *testing.T) {
 	d := func(v time.Duration) delivery.Duration { return delivery.Duration(v) }
 	tests := map[string]delivery.Schedule{
-		"delay too short":   {Delays: []delivery.Duration{d(time.Millisecond)}},
-		"delay too long":    {Delays: []delivery.Duration{d(30 * 24 * time.Hour)}},
-		"too many delays":   {Delays: make([]delivery.Duration, delivery.MaxDelays+1)},
-		"spans too long":    {Delays: []delivery.Duration{d(7 * 24 * time.Hour), d(7 * 24 * time.Hour), d(time.Hour)}},
-		"negative jitter":   {Jitter: -0.1},
-		"jitter too big":    {Jitter: 0.9},
-		"min over max":      {MinRetryAfter: d(time.Hour), MaxRetryAfter: d(time.Minute)},
-		"max retry too big": {MaxRetryAfter: d(30 * 24 * time.Hour)},
+		"delay too short":    {Delays: []delivery.Duration{d(time.Millisecond)}},
+		"delay too long":     {Delays: []delivery.Duration{d(30 * 24 * time.Hour)}},
+		"too many delays":    {Delays: make([]delivery.Duration, delivery.MaxDelays+1)},
+		"spans too long":     {Delays: []delivery.Duration{d(7 * 24 * time.Hour), d(7 * 24 * time.Hour), d(time.Hour)}},
+		"negative jitter":    {Jitter: -0.1},
+		"jitter too big":     {Jitter: 0.9},
+		"negative max retry": {MaxRetryAfter: d(-time.Minute)},
+		"max retry too big":  {MaxRetryAfter: d(30 * 24 * time.Hour)},
 	}
 	for name, s := range tests {
 		if err := s.Validate(); err == nil {

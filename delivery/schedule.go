@@ -41,18 +41,18 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // attempt n+1 happens Delays[n-1] (± Jitter) after attempt n failed. A
 // schedule with k delays therefore allows k+1 attempts in all.
 //
-// A Retry-After header on a retryable answer replaces the scheduled delay,
-// clamped to [MinRetryAfter, MaxRetryAfter].
+// A Retry-After header on a retryable answer can lengthen the scheduled
+// delay, up to MaxRetryAfter, never shorten it: a receiver that always asks
+// for one second cannot burn through the schedule in seconds.
 type Schedule struct {
 	// Delays between attempts, in order.
 	Delays []Duration `json:"delays"`
 	// Jitter spreads each delay by up to ± this fraction (0 ≤ Jitter ≤ 0.5),
 	// so that endpoints recovering from an outage are not hit in lockstep.
 	Jitter float64 `json:"jitter"`
-	// MinRetryAfter and MaxRetryAfter bound how far a receiver's
-	// Retry-After may move the next attempt.
-	MinRetryAfter Duration `json:"min_retry_after"`
-	MaxRetryAfter Duration `json:"max_retry_after"`
+	// MaxRetryAfter caps how far a receiver's Retry-After may push the next
+	// attempt out; zero means DefaultMaxRetryAfter.
+	MaxRetryAfter Duration `json:"max_retry_after,omitempty"`
 }
 
 // Limits on schedules accepted from users, so that one subscription cannot
@@ -62,6 +62,8 @@ const (
 	MinDelay      = time.Second
 	MaxDelay      = 7 * 24 * time.Hour
 	MaxTotalDelay = 14 * 24 * time.Hour
+	// DefaultMaxRetryAfter caps Retry-After when a schedule sets no cap.
+	DefaultMaxRetryAfter = 6 * time.Hour
 )
 
 // DefaultSchedule is the schedule used when a subscription sets none: 12
@@ -84,8 +86,7 @@ func DefaultSchedule() Schedule {
 			Duration(20 * time.Hour),
 		},
 		Jitter:        0.2,
-		MinRetryAfter: Duration(time.Second),
-		MaxRetryAfter: Duration(6 * time.Hour),
+		MaxRetryAfter: Duration(DefaultMaxRetryAfter),
 	}
 }
 
@@ -118,8 +119,8 @@ func (s Schedule) Validate() error {
 	if s.Jitter < 0 || s.Jitter > 0.5 {
 		return fmt.Errorf("retry schedule jitter is %g, want between 0 and 0.5", s.Jitter)
 	}
-	if s.MinRetryAfter < 0 || s.MaxRetryAfter < s.MinRetryAfter {
-		return errors.New("retry schedule needs 0 ≤ min_retry_after ≤ max_retry_after")
+	if s.MaxRetryAfter < 0 {
+		return errors.New("retry schedule max_retry_after must not be negative")
 	}
 	if time.Duration(s.MaxRetryAfter) > MaxDelay {
 		return fmt.Errorf("retry schedule max_retry_after is %s, at most %s allowed", time.Duration(s.MaxRetryAfter), MaxDelay)
@@ -129,7 +130,9 @@ func (s Schedule) Validate() error {
 
 // NextDelay returns how long to wait after the failed attempt number
 // `attempt` (1-based) before the next one, and false when the schedule is
-// exhausted. retryAfter is the receiver's Retry-After (0 when absent).
+// exhausted. retryAfter is the receiver's Retry-After (0 when absent): the
+// wait is the later of the jittered scheduled delay and retryAfter capped
+// at MaxRetryAfter.
 //
 // The result is a pure function of its inputs: jitter is derived from seed
 // (the workflow ID) and the attempt number, so workflow code may call it and
@@ -138,16 +141,20 @@ func (s Schedule) NextDelay(attempt int, retryAfter time.Duration, seed string) 
 	if attempt < 1 || attempt > len(s.Delays) {
 		return 0, false
 	}
+	delay := time.Duration(s.Delays[attempt-1])
+	if s.Jitter != 0 {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s#%d", seed, attempt)
+		// Map the hash onto [-1, 1) and scale it by the jitter fraction.
+		unit := float64(h.Sum64()>>11)/float64(1<<53)*2 - 1
+		delay += time.Duration(unit * s.Jitter * float64(delay))
+	}
 	if retryAfter > 0 {
-		return min(max(retryAfter, time.Duration(s.MinRetryAfter)), time.Duration(s.MaxRetryAfter)), true
+		maxRA := time.Duration(s.MaxRetryAfter)
+		if maxRA == 0 {
+			maxRA = DefaultMaxRetryAfter
+		}
+		delay = max(delay, min(retryAfter, maxRA))
 	}
-	base := time.Duration(s.Delays[attempt-1])
-	if s.Jitter == 0 {
-		return base, true
-	}
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%s#%d", seed, attempt)
-	// Map the hash onto [-1, 1) and scale it by the jitter fraction.
-	unit := float64(h.Sum64()>>11)/float64(1<<53)*2 - 1
-	return base + time.Duration(unit*s.Jitter*float64(base)), true
+	return delay, true
 }

@@ -43,8 +43,10 @@ type Options struct {
 	Namespace string
 	// SearchAttributes to register at start.
 	SearchAttributes map[string]enumspb.IndexedValueType
-	// Log receives the server's output and install messages; nil discards.
+	// Log receives the server's output; nil discards.
 	Log io.Writer
+	// Progress receives messages about installing the CLI; nil discards.
+	Progress io.Writer
 }
 
 // Server is a running dev server.
@@ -93,6 +95,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
 	if opts.IP == "" {
 		opts.IP = "127.0.0.1"
 	}
@@ -102,7 +107,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.UIPort == 0 {
 		opts.UIPort = 8233
 	}
-	bin, err := FindCLI(ctx, opts.BinDir, opts.Log)
+	bin, err := FindCLI(ctx, opts.BinDir, opts.Progress)
 	if err != nil {
 		return nil, err
 	}

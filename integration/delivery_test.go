@@ -143,6 +143,8 @@ func TestDelivery_RetriesUntilSuccessAndRecordsEveryAttempt(t *testing.T) {
 		t.Errorf("delivery workflow status %s, want completed", s)
 	}
 	e.waitSearchable(id, fmt.Sprintf("%s = 'delivered' AND %s = 3", workflows.AttrDeliveryStatus.GetName(), workflows.AttrAttempts.GetName()))
+	e.record("delivery-retried-then-delivered", id)
+	e.record("userevent-single", r.WorkflowID)
 }
 
 func TestDelivery_ClientErrorIsFinal(t *testing.T) {
@@ -169,16 +171,17 @@ func TestDelivery_ClientErrorIsFinal(t *testing.T) {
 		t.Errorf("failure details = %+v (%v), want status failed with HTTP 400", res, err)
 	}
 	e.waitSearchable(id, fmt.Sprintf("%s = %q AND %s = 'failed'", workflows.AttrSubscriptionID.GetName(), sub.ID, workflows.AttrDeliveryStatus.GetName()))
+	e.record("delivery-client-error", id)
 }
 
 func TestDelivery_RetryAfterIsHonoured(t *testing.T) {
 	e := newEnv(t)
 	rc := newReceiver(t, http.StatusTooManyRequests, 200)
 	rc.header.Set("Retry-After", "3")
-	_, secret := e.subscribe("acct-"+t.Name(), rc.srv.URL, nil, fast) // fast: 1 s between attempts
+	sub, secret := e.subscribe("acct-"+t.Name(), rc.srv.URL, nil, fast) // fast: 1 s between attempts
 	rc.verifyWith(secret)
 
-	_, sum, err := e.publishAndWait(userCreated("acct-"+t.Name(), "u_1"))
+	r, sum, err := e.publishAndWait(userCreated("acct-"+t.Name(), "u_1"))
 	if err != nil || sum.Delivered != 1 {
 		t.Fatalf("event workflow: %+v, %v; want one delivered", sum, err)
 	}
@@ -189,6 +192,7 @@ func TestDelivery_RetryAfterIsHonoured(t *testing.T) {
 	if gap := got[1].At.Sub(got[0].At); gap < 3*time.Second {
 		t.Errorf("second attempt came %s after the 429, want at least the 3 s of Retry-After", gap)
 	}
+	e.record("delivery-retry-after", workflows.DeliveryWorkflowID(r.Event.ID, sub.ID))
 }
 
 func TestDelivery_GoneDisablesSubscription(t *testing.T) {
@@ -197,7 +201,7 @@ func TestDelivery_GoneDisablesSubscription(t *testing.T) {
 	sub, secret := e.subscribe("acct-"+t.Name(), rc.srv.URL, nil, fast)
 	rc.verifyWith(secret)
 
-	_, sum, err := e.publishAndWait(userCreated("acct-"+t.Name(), "u_1"))
+	first, sum, err := e.publishAndWait(userCreated("acct-"+t.Name(), "u_1"))
 	if err != nil || sum.Failed != 1 {
 		t.Fatalf("event workflow: %+v, %v; want one failed", sum, err)
 	}
@@ -212,6 +216,7 @@ func TestDelivery_GoneDisablesSubscription(t *testing.T) {
 	if n := len(rc.requests()); n != 1 {
 		t.Errorf("receiver got %d requests, want 1", n)
 	}
+	e.record("delivery-gone", workflows.DeliveryWorkflowID(first.Event.ID, sub.ID))
 }
 
 func TestPublish_SameEventIDTwiceDeliversOnce(t *testing.T) {
@@ -284,6 +289,7 @@ func TestDelivery_CompletesAfterWorkerIsReplacedMidRetry(t *testing.T) {
 	if atts := e.attempts(id); len(atts) != 2 || atts[1].StatusCode != 200 {
 		t.Errorf("attempts in history = %+v, want a 503 then a 200", atts)
 	}
+	e.record("delivery-worker-replaced", id)
 }
 
 func TestCancelEvent_CancelsItsDeliveries(t *testing.T) {
@@ -311,6 +317,8 @@ func TestCancelEvent_CancelsItsDeliveries(t *testing.T) {
 		return e.status(id) == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED
 	})
 	e.waitSearchable(id, fmt.Sprintf("%s = 'canceled'", workflows.AttrDeliveryStatus.GetName()))
+	e.record("delivery-canceled", id)
+	e.record("userevent-canceled", r.WorkflowID)
 }
 
 func TestFanOut_LargeFanOutRunsInBatches(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/userhooks/userhooks/activities"
 	"github.com/userhooks/userhooks/delivery"
@@ -114,7 +115,6 @@ func (s stopOnce) Stop() { s.once.Do(s.Worker.Stop) }
 // fast is a retry schedule for tests: three attempts a second apart.
 var fast = &delivery.Schedule{
 	Delays:        []delivery.Duration{delivery.Duration(time.Second), delivery.Duration(time.Second)},
-	MinRetryAfter: delivery.Duration(time.Second),
 	MaxRetryAfter: delivery.Duration(time.Minute),
 }
 
@@ -320,3 +320,9 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// marshalHistory encodes a history in the JSON form that `temporal
+// workflow show --output json` prints and the SDK's replayer reads.
+func marshalHistory(events []*historypb.HistoryEvent) ([]byte, error) {
+	return protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+}

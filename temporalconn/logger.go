@@ -1,9 +1,11 @@
 package temporalconn
 
 import (
+	"errors"
 	"fmt"
 
 	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 )
 
@@ -28,10 +30,36 @@ func NewLogger(z *zap.Logger) Logger {
 	return Logger{z: z.WithOptions(zap.AddCallerSkip(1))}
 }
 
+// Debug logs at debug level.
 func (l Logger) Debug(msg string, keyvals ...any) { l.z.Debug(msg, fields(keyvals)...) }
-func (l Logger) Info(msg string, keyvals ...any)  { l.z.Info(msg, fields(keyvals)...) }
-func (l Logger) Warn(msg string, keyvals ...any)  { l.z.Warn(msg, fields(keyvals)...) }
-func (l Logger) Error(msg string, keyvals ...any) { l.z.Error(msg, fields(keyvals)...) }
+
+// Info logs at info level.
+func (l Logger) Info(msg string, keyvals ...any) { l.z.Info(msg, fields(keyvals)...) }
+
+// Warn logs at warn level.
+func (l Logger) Warn(msg string, keyvals ...any) { l.z.Warn(msg, fields(keyvals)...) }
+
+// Error logs at error level, except the SDK's report of an activity that
+// returned a non-retryable application error: for userhooks that is a
+// delivery attempt the receiver refused, an expected outcome that the
+// activity has already logged at warn level. It goes to debug.
+func (l Logger) Error(msg string, keyvals ...any) {
+	if msg == "Activity error." && nonRetryableAppError(keyvals) {
+		l.z.Debug(msg, fields(keyvals)...)
+		return
+	}
+	l.z.Error(msg, fields(keyvals)...)
+}
+
+func nonRetryableAppError(keyvals []any) bool {
+	for _, v := range keyvals {
+		var appErr *temporal.ApplicationError
+		if err, ok := v.(error); ok && errors.As(err, &appErr) && appErr.NonRetryable() {
+			return true
+		}
+	}
+	return false
+}
 
 // With returns a logger that adds keyvals to every line.
 func (l Logger) With(keyvals ...any) log.Logger { return Logger{z: l.z.With(fields(keyvals)...)} }

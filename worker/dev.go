@@ -65,7 +65,8 @@ func runDev(ctx context.Context, cfg config) error {
 		Port:             d.port,
 		UIPort:           d.uiPort,
 		SearchAttributes: workflows.SearchAttributes(),
-		Log:              io.MultiWriter(serverLog, installNotes{}),
+		Log:              serverLog,
+		Progress:         os.Stdout,
 	})
 	if err != nil {
 		return err
@@ -122,17 +123,6 @@ Press Ctrl-C to stop.
 		cancel()
 		return <-workerErr
 	}
-}
-
-// installNotes shows the dev server installer's progress lines on the
-// terminal; the server's own logs go only to the log file.
-type installNotes struct{}
-
-func (installNotes) Write(p []byte) (int, error) {
-	if len(p) > 0 && p[0] != '{' {
-		os.Stdout.Write(p)
-	}
-	return len(p), nil
 }
 
 // demoReceiver verifies and prints what it receives. /flaky answers 503 to

@@ -147,7 +147,13 @@ func deliverOnce(ctx workflow.Context, in DeliveryInput, attempt int) (delivery.
 
 // waitForRetry sleeps for delay on a durable timer, ending early on a
 // retry-now signal. It returns an error only if the workflow is cancelled.
+//
+// Only a signal that arrives during the wait counts: signals sent while an
+// attempt was running are dropped, so that one signal never skips a later
+// wait and several never skip several.
 func waitForRetry(ctx workflow.Context, delay time.Duration, retryNow workflow.ReceiveChannel) error {
+	for retryNow.ReceiveAsync(nil) {
+	}
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
 	timer := workflow.NewTimer(timerCtx, delay)

@@ -5,11 +5,14 @@
 //	userhooks subscriptions create --account acme --url https://crm.example.com/hooks
 //	userhooks subscriptions list --account acme
 //
-// Errors go to stderr with a non-zero exit status; --json prints results as
-// JSON for scripts.
+// Errors go to stderr. The exit status is 0 on success and for -h, 2 when the
+// command is called wrongly or its input is invalid (nothing was changed or
+// sent), and 1 for any other failure. --json prints results as JSON for
+// scripts.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +21,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,15 +46,35 @@ commands:
 Run "userhooks <command> -h" for the flags of a command.
 `
 
+const subscriptionsUsage = `usage: userhooks subscriptions <command> [flags]
+
+commands:
+  create   --account ACCOUNT --url URL [--types T1,T2] [--description TEXT] [--schedule JSON]
+  list     --account ACCOUNT
+  get      --id ID
+  enable   --id ID
+  disable  --id ID
+  delete   --id ID
+
+Every command takes --store (env USERHOOKS_STORE) and --json.
+Run "userhooks subscriptions <command> -h" for the flags of a command.
+`
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "userhooks:", err)
-		}
-		os.Exit(exitCode(err))
+	code := cli(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli runs the command, reports its error on stderr and returns the exit
+// status. Help asked for with -h is not an error.
+func cli(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := run(ctx, args, stdin, stdout)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "userhooks:", err)
 	}
+	return exitCode(err)
 }
 
 // usageError marks errors in how the command was called (exit status 2).
@@ -57,12 +82,17 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// exitCode maps the result of run to the process's exit status: 0 for
+// success and help, 2 for a wrong call or invalid input, 1 otherwise.
 func exitCode(err error) int {
-	var ue usageError
+	var (
+		ue   usageError
+		verr *subscription.ValidationError
+	)
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &ue), errors.Is(err, event.ErrInvalid):
+	case errors.As(err, &ue), errors.Is(err, event.ErrInvalid), errors.As(err, &verr):
 		return 2
 	}
 	return 1
@@ -70,7 +100,7 @@ func exitCode(err error) int {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{usage}
+		return usageError{"missing command\n\n" + usage}
 	}
 	switch args[0] {
 	case "publish":
@@ -83,6 +113,39 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	}
 	return usageError{fmt.Sprintf("unknown command %q\n\n%s", args[0], usage)}
 }
+
+// parseFlags parses args into fs. With -h it prints the flags to stdout and
+// returns flag.ErrHelp. A flag it does not know, a bad flag value or a stray
+// argument (which would make flag stop parsing and silently drop every flag
+// after it) is a usageError that lists the flags.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard) // errors are returned, help goes to stdout
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, flagsUsage(fs))
+		return err
+	}
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q (flags take the form --name=value)", fs.Arg(0))
+	}
+	if err != nil {
+		return usageError{fmt.Sprintf("%s: %v\n\n%s", fs.Name(), err, flagsUsage(fs))}
+	}
+	return nil
+}
+
+func flagsUsage(fs *flag.FlagSet) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: userhooks %s [flags]\n\nflags:\n", fs.Name())
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	return b.String()
+}
+
+// eventFlags are the publish flags that describe the event; --file replaces
+// them all.
+var eventFlags = []string{"id", "type", "account", "user-id", "email", "name", "username", "roles", "previous"}
 
 func publish(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
@@ -104,20 +167,25 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	fs.StringVar(&roles, "roles", "", "comma-separated roles")
 	fs.StringVar(&previous, "previous", "", `user.updated: JSON object of changed fields and their previous values, e.g. '{"email":"old@example.com"}'`)
 	fs.BoolVar(&asJSON, "json", false, "print the receipt as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	var e event.Event
 	if file != "" {
-		var body []byte
-		var err error
-		if file == "-" {
-			body, err = io.ReadAll(io.LimitReader(stdin, event.MaxBodyBytes+1))
-		} else {
-			body, err = os.ReadFile(file)
+		// The file is the whole event: a flag that also describes it would
+		// be silently ignored, so refuse the combination.
+		var both []string
+		fs.Visit(func(f *flag.Flag) {
+			if slices.Contains(eventFlags, f.Name) {
+				both = append(both, "--"+f.Name)
+			}
+		})
+		if len(both) > 0 {
+			return usageError{fmt.Sprintf("--file cannot be combined with %s: put those fields in the file", strings.Join(both, ", "))}
 		}
+		body, err := readEventFile(file, stdin)
 		if err != nil {
-			return fmt.Errorf("read event: %w", err)
+			return err
 		}
 		// ID and timestamp may be left out of the file; Decode would
 		// reject them as missing, so fill them in first.
@@ -158,50 +226,110 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	return nil
 }
 
-// decodeDraft reads an event that may lack ID and timestamp.
+// readEventFile reads the event file name ("-" for stdin). A file larger
+// than event.MaxBodyBytes is invalid: event.Decode refuses such a body, and
+// reading stops there instead of loading a file of any size.
+func readEventFile(name string, stdin io.Reader) ([]byte, error) {
+	r := stdin
+	if name == "-" {
+		name = "(stdin)"
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("read event file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	body, err := io.ReadAll(io.LimitReader(r, event.MaxBodyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read event file %s: %w", name, err)
+	}
+	if len(body) > event.MaxBodyBytes {
+		return nil, &event.ValidationError{Problems: []string{
+			fmt.Sprintf("event file %s is larger than %d bytes, the most an event may be", name, event.MaxBodyBytes)}}
+	}
+	return body, nil
+}
+
+// decodeDraft reads an event that may lack ID and timestamp. Like
+// event.DecodeStrict it refuses unknown fields (a misspelt field would
+// otherwise be dropped) and anything after the event object.
 func decodeDraft(body []byte) (event.Event, error) {
 	var e event.Event
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {
 		return e, &event.ValidationError{Problems: []string{"event file is not a valid event: " + err.Error()}}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return e, &event.ValidationError{Problems: []string{"event file has data after the event object"}}
 	}
 	return e, nil
 }
 
 func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"usage: userhooks subscriptions create|list|get|enable|disable|delete [flags]"}
+		return usageError{"missing subscriptions command\n\n" + subscriptionsUsage}
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet("subscriptions "+verb, flag.ContinueOnError)
 	var (
 		storePath, account, url, types, desc, id, scheduleJSON string
 		asJSON                                                 bool
+		required                                               []string
 	)
+	// requiredString declares a flag the command cannot run without.
+	requiredString := func(p *string, name, usage string) {
+		fs.StringVar(p, name, "", usage+" (required)")
+		required = append(required, name)
+	}
 	fs.StringVar(&storePath, "store", envOr("USERHOOKS_STORE", ".userhooks/userhooks.db"), "SQLite store file (env USERHOOKS_STORE)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	switch verb {
 	case "create":
-		fs.StringVar(&account, "account", "", "account ID (required)")
-		fs.StringVar(&url, "url", "", "receiver URL (required)")
+		requiredString(&account, "account", "account ID")
+		requiredString(&url, "url", "receiver URL")
 		fs.StringVar(&types, "types", "", "comma-separated event types; all when empty")
 		fs.StringVar(&desc, "description", "", "free text")
-		fs.StringVar(&scheduleJSON, "schedule", "", `retry schedule override as JSON, e.g. '{"delays":["10s","1m"],"jitter":0.1,"min_retry_after":"1s","max_retry_after":"1h"}'`)
+		fs.StringVar(&scheduleJSON, "schedule", "", `retry schedule override as JSON, e.g. '{"delays":["10s","1m"],"jitter":0.1,"max_retry_after":"1h"}'`)
 	case "list":
-		fs.StringVar(&account, "account", "", "account ID (required)")
+		requiredString(&account, "account", "account ID")
 	case "get", "enable", "disable", "delete":
-		fs.StringVar(&id, "id", "", "subscription ID (required)")
+		requiredString(&id, "id", "subscription ID")
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, subscriptionsUsage)
+		return nil
 	default:
-		return usageError{fmt.Sprintf("unknown subscriptions command %q", verb)}
+		return usageError{fmt.Sprintf("unknown subscriptions command %q\n\n%s", verb, subscriptionsUsage)}
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return err
 	}
-	required := map[string]string{"account": account, "url": url, "id": id}
-	for flagName, v := range required {
-		if fs.Lookup(flagName) != nil && v == "" && !(verb == "create" && flagName == "id") {
-			return usageError{fmt.Sprintf("--%s is required", flagName)}
+	var missing []string
+	for _, name := range required {
+		if fs.Lookup(name).Value.String() == "" {
+			missing = append(missing, "--"+name)
+		}
+	}
+	if len(missing) > 0 {
+		return usageError{fmt.Sprintf("%s: missing required %s\n\n%s", fs.Name(), strings.Join(missing, ", "), flagsUsage(fs))}
+	}
+
+	var (
+		s      subscription.Subscription
+		secret signature.Secret
+	)
+	if verb == "create" {
+		// Check everything before touching the store, so bad input leaves
+		// no trace, not even a new database file.
+		var err error
+		if s, secret, err = newSubscription(account, url, types, desc, scheduleJSON); err != nil {
+			return err
+		}
+		// The default store lives in .userhooks/, which may not exist yet.
+		if err := os.MkdirAll(filepath.Dir(storePath), 0o700); err != nil {
+			return fmt.Errorf("create directory of subscription store: %w", err)
 		}
 	}
 	store, err := subscription.OpenSQLite(storePath)
@@ -212,18 +340,6 @@ func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 
 	switch verb {
 	case "create":
-		secret, err := signature.GenerateSecret()
-		if err != nil {
-			return err
-		}
-		s := subscription.Subscription{AccountID: account, URL: url, EventTypes: splitList(types), Description: desc, Enabled: true,
-			Secrets: []subscription.Secret{{Key: secret}}}
-		if scheduleJSON != "" {
-			s.Schedule = new(delivery.Schedule)
-			if err := json.Unmarshal([]byte(scheduleJSON), s.Schedule); err != nil {
-				return usageError{fmt.Sprintf("--schedule: %v", err)}
-			}
-		}
 		if err := store.Create(ctx, &s); err != nil {
 			return err
 		}
@@ -236,7 +352,7 @@ func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "Created subscription %s\n  secret  %s\n(the secret is shown only now: give it to the receiver)\n", s.ID, secret.Reveal())
 		return nil
 	case "list":
-		var all []subscriptionView
+		all := []subscriptionView{} // [] rather than null for scripts
 		for after := ""; ; {
 			page, err := store.List(ctx, account, after, 500)
 			if err != nil {
@@ -297,6 +413,44 @@ type subscriptionView struct {
 func view(s subscription.Subscription) subscriptionView {
 	return subscriptionView{ID: s.ID, AccountID: s.AccountID, URL: s.URL, EventTypes: s.EventTypes, Description: s.Description,
 		Enabled: s.Enabled, Schedule: s.Schedule, Secrets: len(s.Secrets), CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+}
+
+// newSubscription builds and validates an enabled subscription with a new
+// secret from the flags of subscriptions create.
+func newSubscription(account, url, types, desc, scheduleJSON string) (subscription.Subscription, signature.Secret, error) {
+	secret, err := signature.GenerateSecret()
+	if err != nil {
+		return subscription.Subscription{}, signature.Secret{}, err
+	}
+	s := subscription.Subscription{AccountID: account, URL: url, EventTypes: splitList(types), Description: desc, Enabled: true,
+		Secrets: []subscription.Secret{{Key: secret}}}
+	if scheduleJSON != "" {
+		if s.Schedule, err = parseSchedule(scheduleJSON); err != nil {
+			return subscription.Subscription{}, signature.Secret{}, err
+		}
+	}
+	if err := s.Validate(); err != nil {
+		return subscription.Subscription{}, signature.Secret{}, err
+	}
+	return s, secret, nil
+}
+
+// parseSchedule reads a --schedule value. Unknown fields are refused: a
+// misspelt "delays" would otherwise give a schedule without retries.
+func parseSchedule(text string) (*delivery.Schedule, error) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.DisallowUnknownFields()
+	var sch *delivery.Schedule
+	if err := dec.Decode(&sch); err != nil {
+		return nil, usageError{fmt.Sprintf("--schedule is not a valid retry schedule: %v", err)}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, usageError{"--schedule has data after the schedule object"}
+	}
+	if sch == nil {
+		return nil, usageError{`--schedule must be a JSON object such as '{"delays":["10s","1m"]}'`}
+	}
+	return sch, nil
 }
 
 func orAll(types []string) string {

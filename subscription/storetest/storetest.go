@@ -72,7 +72,6 @@ func testCreateThenGetRoundTrips(t *testing.T, st subscription.Store) {
 	schedule := &delivery.Schedule{
 		Delays:        []delivery.Duration{delivery.Duration(10 * time.Second), delivery.Duration(90 * time.Minute)},
 		Jitter:        0.125,
-		MinRetryAfter: delivery.Duration(2 * time.Second),
 		MaxRetryAfter: delivery.Duration(time.Hour),
 	}
 	s := &subscription.Subscription{
