@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
@@ -35,6 +36,42 @@ const (
 	// UserAgent identifies userhooks to receivers.
 	UserAgent = "userhooks/0.1"
 )
+
+// Attempt metrics. Deliver records MetricAttemptDuration through
+// activity.GetMetricsHandler, with the labels the SDK's worker adds (such
+// as namespace, task_queue, activity_type and workflow_type) besides
+// TagResult.
+const (
+	// MetricAttemptDuration is a histogram of how long receivers took to
+	// answer, from sending the request to reading the response (or
+	// failing), labelled TagResult. Attempts that sent no request
+	// (skipped, refused URL, no active secret) are not in it.
+	MetricAttemptDuration = "userhooks_attempt_duration_seconds"
+	// TagResult is what AttemptResult says of an attempt.
+	TagResult = "result"
+	// ResultSuccess and ResultSkipped are the TagResult values of an
+	// attempt that delivered and of one that sent nothing; a failed
+	// attempt's value is its delivery.ErrorClass.
+	ResultSuccess = "success"
+	ResultSkipped = "skipped"
+)
+
+// AttemptResult names an attempt's result for metrics: ResultSuccess,
+// ResultSkipped or the attempt's delivery.ErrorClass. A small, fixed set
+// of values, so it is safe as a label.
+func AttemptResult(rec delivery.Attempt) string {
+	switch {
+	case rec.Skipped:
+		return ResultSkipped
+	case rec.Succeeded():
+		return ResultSuccess
+	case rec.Class == "":
+		// Not a 2xx, yet not classified: cannot happen today; keep the
+		// label set fixed if it ever does.
+		return string(delivery.ClassInternal)
+	}
+	return string(rec.Class)
+}
 
 // Sender posts signed event bodies. Build it with NewSender.
 type Sender struct {
@@ -93,7 +130,10 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (delivery.Att
 	if err != nil {
 		return rec, temporal.NewNonRetryableApplicationError(err.Error(), string(delivery.ClassInternal), err)
 	}
-	a.Sender.send(ctx, &rec, sub, in.Event.ID, body)
+	if elapsed, sent := a.Sender.send(ctx, &rec, sub, in.Event.ID, body); sent && activity.IsActivity(ctx) {
+		activity.GetMetricsHandler(ctx).WithTags(map[string]string{TagResult: AttemptResult(rec)}).
+			Timer(MetricAttemptDuration).Record(elapsed)
+	}
 	log = log.With(zap.String("endpoint", DisplayEndpoint(sub.URL)), zap.Int("status", rec.StatusCode), zap.Int64("duration_ms", rec.DurationMs))
 	if rec.Succeeded() {
 		log.Info("delivered")
@@ -104,24 +144,25 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (delivery.Att
 	return rec, temporal.NewNonRetryableApplicationError(msg, string(rec.Class), nil, rec)
 }
 
-// send performs the HTTP exchange and fills in rec.
-func (s *Sender) send(ctx context.Context, rec *delivery.Attempt, sub subscription.Subscription, msgID string, body []byte) {
+// send performs the HTTP exchange and fills in rec. It reports how long
+// the exchange took, and whether a request was sent at all.
+func (s *Sender) send(ctx context.Context, rec *delivery.Attempt, sub subscription.Subscription, msgID string, body []byte) (elapsed time.Duration, sent bool) {
 	if _, err := s.policy.CheckURL(sub.URL); err != nil {
 		rec.Class, rec.Error = delivery.ClassInvalidURL, err.Error()
 		if egress.IsBlocked(err) {
 			rec.Class = delivery.ClassBlockedAddress
 		}
-		return
+		return 0, false
 	}
 	secrets := sub.ActiveSecrets(rec.StartedAt)
 	if len(secrets) == 0 {
 		rec.Class, rec.Error = delivery.ClassInternal, "subscription has no active secret"
-		return
+		return 0, false
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
 	if err != nil {
 		rec.Class, rec.Error = delivery.ClassInvalidURL, "cannot build request: "+redactURL(err.Error(), sub.URL)
-		return
+		return 0, false
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
@@ -130,13 +171,15 @@ func (s *Sender) send(ctx context.Context, rec *delivery.Attempt, sub subscripti
 	start := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {
-		rec.DurationMs = time.Since(start).Milliseconds()
+		elapsed = time.Since(start)
+		rec.DurationMs = elapsed.Milliseconds()
 		rec.Class, rec.Error = classifyTransportError(err), redactURL(err.Error(), sub.URL)
-		return
+		return elapsed, true
 	}
 	defer resp.Body.Close()
 	head, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxResponseRead))
-	rec.DurationMs = time.Since(start).Milliseconds()
+	elapsed = time.Since(start)
+	rec.DurationMs = elapsed.Milliseconds()
 	rec.StatusCode = resp.StatusCode
 	rec.ResponseExcerpt = excerpt(head)
 	rec.Class = delivery.ClassifyStatus(resp.StatusCode)
@@ -145,13 +188,14 @@ func (s *Sender) send(ctx context.Context, rec *delivery.Attempt, sub subscripti
 		if rec.Class.Retryable() {
 			rec.RetryAfter = delivery.Duration(delivery.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 		}
-		return
+		return elapsed, true
 	}
 	// A 2xx whose body we could not finish reading in time still counts:
 	// the receiver has accepted the event when it sends its status line.
 	if readErr != nil && !errors.Is(readErr, context.Canceled) {
 		rec.Error = "response body not read completely: " + readErr.Error()
 	}
+	return elapsed, true
 }
 
 func classifyTransportError(err error) delivery.ErrorClass {

@@ -43,6 +43,9 @@ type Options struct {
 	Namespace string
 	// SearchAttributes to register at start.
 	SearchAttributes map[string]enumspb.IndexedValueType
+	// UICodecEndpoint is the codec server the Web UI asks to decode
+	// payloads (http://host:port); empty shows payloads as stored.
+	UICodecEndpoint string
 	// Log receives the server's output; nil discards.
 	Log io.Writer
 	// Progress receives messages about installing the CLI; nil discards.
@@ -119,6 +122,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	args := []string{"server", "start-dev", "--ip", opts.IP, "--port", strconv.Itoa(opts.Port), "--log-format", "json", "--log-level", "warn"}
 	if opts.UIPort > 0 {
 		args = append(args, "--ui-port", strconv.Itoa(opts.UIPort))
+		if opts.UICodecEndpoint != "" {
+			args = append(args, "--ui-codec-endpoint", opts.UICodecEndpoint)
+		}
 	} else {
 		args = append(args, "--headless")
 	}

@@ -76,12 +76,19 @@ var loopback = egress.Policy{AllowHTTP: true, AllowCIDRs: []netip.Prefix{netip.M
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWithClient(t, server.GetDefaultClient())
+}
+
+// newEnvWithClient is newEnv with the worker and publisher using c, such as
+// a client whose data converter encrypts payloads.
+func newEnvWithClient(t *testing.T, c client.Client) *env {
+	t.Helper()
 	store, err := subscription.OpenSQLite(filepath.Join(t.TempDir(), "subs.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := &env{t: t, client: server.GetDefaultClient(), store: store, taskQueue: "tq-" + t.Name()}
+	e := &env{t: t, client: c, store: store, taskQueue: "tq-" + t.Name()}
 	e.publisher = starter.New(e.client, starter.Options{TaskQueue: e.taskQueue})
 	e.worker = e.startWorker()
 	return e
@@ -139,10 +146,18 @@ func userCreated(account, userID string) event.Event {
 		Data: event.Data{User: event.User{ID: userID, Email: userID + "@example.com", Name: "Ada Lovelace"}}}
 }
 
-// publishAndWait publishes an event and waits for its workflow to end.
+// publishAndWait publishes an event and waits up to two minutes for its
+// workflow to end.
 func (e *env) publishAndWait(ev event.Event) (starter.Receipt, workflows.Summary, error) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return e.publishAndWaitWithin(ev, 2*time.Minute)
+}
+
+// publishAndWaitWithin is publishAndWait with another deadline, for tests
+// whose workflows take long on a loaded machine.
+func (e *env) publishAndWaitWithin(ev event.Event, within time.Duration) (starter.Receipt, workflows.Summary, error) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	r, err := e.publisher.Publish(ctx, ev)
 	if err != nil {

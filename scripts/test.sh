@@ -20,6 +20,11 @@ else
 	echo "npm not found: the JavaScript interop test will say what is missing" >&2
 fi
 
+echo "== PostgreSQL for the store tests"
+if [ "${USERHOOKS_TEST_SKIP_POSTGRES:-}" != 1 ] && [ -z "${USERHOOKS_TEST_POSTGRES_DSN:-}" ]; then
+	./scripts/ensure-postgres.sh
+fi
+
 echo "== go vet"
 go vet ./...
 

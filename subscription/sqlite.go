@@ -111,6 +111,24 @@ func sqliteDSN(absPath string, params url.Values) string {
 	return u.String()
 }
 
+// CountDisabled implements Store.
+func (st *SQLiteStore) CountDisabled(ctx context.Context) (int, error) {
+	var n int
+	if err := st.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM subscriptions WHERE enabled = 0`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count disabled subscriptions: %w", err)
+	}
+	return n, nil
+}
+
+// Ping implements Store.
+func (st *SQLiteStore) Ping(ctx context.Context) error {
+	var one int
+	if err := st.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("ping subscription store: %w", err)
+	}
+	return nil
+}
+
 // Close closes the database. It is safe to call more than once.
 func (st *SQLiteStore) Close() error {
 	return errors.Join(st.r.Close(), st.w.Close())

@@ -3,9 +3,9 @@
 // retried on which schedule.
 //
 // Store is the interface that the activities, the API server and the CLI
-// use. SQLiteStore is the embedded implementation; a PostgreSQL one will
-// follow. Every implementation must pass the contract tests in package
-// storetest.
+// use. SQLiteStore is the embedded implementation, PostgresStore the one
+// for workers on several hosts; package stores opens either from a DSN.
+// Every implementation must pass the contract tests in package storetest.
 //
 // Secrets are kept by the store in their text form (signature.Secret.Reveal):
 // encryption at rest is future work. Nothing in this package puts a secret's
@@ -350,6 +350,11 @@ type Store interface {
 	// Delete removes a subscription. It fails with ErrNotFound when id is
 	// absent.
 	Delete(ctx context.Context, id string) error
+	// CountDisabled returns how many subscriptions, of all accounts, are
+	// disabled: for the operators' gauge of paused endpoints.
+	CountDisabled(ctx context.Context) (int, error)
+	// Ping checks that the store answers, for readiness probes.
+	Ping(ctx context.Context) error
 	// Close releases the store's resources. Other methods must not be
 	// called after it.
 	Close() error

@@ -13,11 +13,17 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/userhooks/userhooks/delivery"
 	"github.com/userhooks/userhooks/devserver"
 	"github.com/userhooks/userhooks/event"
+	"github.com/userhooks/userhooks/metrics"
+	"github.com/userhooks/userhooks/payloadcodec"
 	"github.com/userhooks/userhooks/signature"
 	"github.com/userhooks/userhooks/subscription"
+	"github.com/userhooks/userhooks/subscription/stores"
+	"github.com/userhooks/userhooks/temporalconn"
 	"github.com/userhooks/userhooks/workflows"
 )
 
@@ -58,8 +64,33 @@ func runDev(ctx context.Context, cfg config) error {
 	}
 	defer serverLog.Close()
 
+	// Payloads are encrypted in dev as in production, with a key made on
+	// first run and kept beside the server's database, so that recorded
+	// histories stay readable across restarts.
+	if cfg.temporal.CodecKeys == "" && cfg.temporal.CodecKeysFile == "" && !cfg.temporal.PlaintextHistory {
+		cfg.temporal.CodecKeysFile = filepath.Join(d.dataDir, "codec.keys")
+		if _, err := payloadcodec.EnsureKeyringFile(cfg.temporal.CodecKeysFile, "dev1"); err != nil {
+			return err
+		}
+	}
+	keys, err := cfg.temporal.Keyring()
+	if err != nil {
+		return err
+	}
+	uiOrigins := []string{fmt.Sprintf("http://127.0.0.1:%d", d.uiPort), fmt.Sprintf("http://localhost:%d", d.uiPort)}
+	codec, err := startCodecServer(cfg, keys, uiOrigins)
+	if err != nil {
+		return err
+	}
+	codecURL := ""
+	if codec != nil {
+		defer codec.Close()
+		codecURL = codec.URL()
+	}
+
 	fmt.Println("Starting the Temporal dev server (log:", serverLog.Name()+")…")
 	srv, err := devserver.Start(ctx, devserver.Options{
+		UICodecEndpoint:  codecURL,
 		BinDir:           d.binDir,
 		DBFile:           filepath.Join(d.dataDir, "temporal.db"),
 		Port:             d.port,
@@ -74,16 +105,27 @@ func runDev(ctx context.Context, cfg config) error {
 	defer srv.Stop()
 	cfg.temporal.Address = srv.Address
 
-	c, err := cfg.temporal.Dial(log)
+	m, err := metrics.New(metrics.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	c, err := cfg.temporal.Dial(log, withMetrics(m))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	store, err := subscription.OpenSQLite(cfg.store)
+	store, err := stores.Open(ctx, cfg.store)
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", cfg.store, err)
+		return err
 	}
 	defer store.Close()
+	log.Info("subscription store opened", zap.String("store", stores.Redacted(cfg.store)))
+	ops, err := startOps(ctx, cfg, c, store, m, log)
+	if err != nil {
+		return err
+	}
+	defer ops.Close()
 
 	// The demo receiver runs on loopback, which deliveries may not reach by
 	// default: allow it, and plain http, for this process only.
@@ -100,13 +142,15 @@ userhooks is running.
   Temporal Web UI   %s/namespaces/%s/workflows
   Temporal gRPC     %s
   Demo receiver     http://%s  (subscriptions of account %q: /webhooks, and /flaky which fails twice first)
+  %s
+  Metrics, health   %s
 
 Publish an event from another shell:
   go run ./cmd/userhooks publish --account %s --type user.created --user-id u_42 --email ada@example.com
 
 Press Ctrl-C to stop.
 
-`, srv.UIURL, cfg.temporal.Namespace, srv.Address, d.receiverAddr, d.account, d.account)
+`, srv.UIURL, cfg.temporal.Namespace, srv.Address, d.receiverAddr, d.account, codecLine(codecURL, cfg.temporal), opsLine(ops), d.account)
 
 	workerErr := make(chan error, 1)
 	wctx, cancel := context.WithCancel(ctx)
@@ -123,6 +167,25 @@ Press Ctrl-C to stop.
 		cancel()
 		return <-workerErr
 	}
+}
+
+// opsLine says where the metrics and probes are, for the start-up banner.
+func opsLine(ops *opsServer) string {
+	if ops == nil {
+		return "off (-metrics-addr)"
+	}
+	return fmt.Sprintf("http://%s/metrics, /livez, /readyz", ops.addr)
+}
+
+// codecLine says how payloads are stored, for the start-up banner.
+func codecLine(codecURL string, tc temporalconn.Config) string {
+	switch {
+	case tc.PlaintextHistory:
+		return "Payloads          stored unencrypted (-plaintext-history)"
+	case codecURL == "":
+		return "Codec server      off: the Web UI shows payloads encrypted"
+	}
+	return "Codec server      " + codecURL + "  (payloads are encrypted in history; the Web UI decrypts them through it)"
 }
 
 // demoReceiver verifies and prints what it receives. /flaky answers 503 to

@@ -29,7 +29,10 @@ import (
 
 	"github.com/userhooks/userhooks/activities"
 	"github.com/userhooks/userhooks/egress"
+	"github.com/userhooks/userhooks/metrics"
+	"github.com/userhooks/userhooks/payloadcodec"
 	"github.com/userhooks/userhooks/subscription"
+	"github.com/userhooks/userhooks/subscription/stores"
 	"github.com/userhooks/userhooks/temporalconn"
 	"github.com/userhooks/userhooks/workflows"
 )
@@ -44,6 +47,13 @@ type config struct {
 	registerAttrs  bool
 	logLevel       string
 	shutdownGrace  time.Duration
+	// codecServerAddr, when set, is where the worker serves the codec
+	// server that lets the Web UI and CLI decrypt payloads;
+	// codecServerOrigins are the Web UI origins allowed to call it.
+	codecServerAddr    string
+	codecServerOrigins string
+	// metricsAddr serves /metrics, /livez and /readyz; empty turns them off.
+	metricsAddr string
 	// Set by the dev command only.
 	dev devConfig
 }
@@ -83,13 +93,16 @@ func parseConfig(args []string, dev bool) (config, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	cfg := config{temporal: temporalconn.FromEnv(workflows.TaskQueue)}
 	cfg.temporal.RegisterFlags(fs)
-	fs.StringVar(&cfg.store, "store", getenv("USERHOOKS_STORE", defaultStore(dev)), "subscription store: path of a SQLite file (env USERHOOKS_STORE)")
+	fs.StringVar(&cfg.store, "store", getenv("USERHOOKS_STORE", defaultStore(dev)), "subscription store: "+stores.Supported+" (env USERHOOKS_STORE; put a DSN with a password in the environment, not on the command line)")
 	fs.StringVar(&cfg.allowCIDRs, "allow-cidrs", os.Getenv("USERHOOKS_ALLOW_CIDRS"), "comma-separated CIDRs that deliveries may reach although private, e.g. 127.0.0.0/8 for local receivers (env USERHOOKS_ALLOW_CIDRS)")
 	fs.BoolVar(&cfg.allowHTTP, "allow-http", os.Getenv("USERHOOKS_ALLOW_HTTP") == "true", "allow plain-http receiver URLs (env USERHOOKS_ALLOW_HTTP=true)")
 	fs.DurationVar(&cfg.requestTimeout, "request-timeout", activities.DefaultRequestTimeout, "timeout of one delivery request")
 	fs.BoolVar(&cfg.registerAttrs, "register-search-attributes", true, "add userhooks' search attributes to the namespace at start if missing")
 	fs.StringVar(&cfg.logLevel, "log-level", getenv("USERHOOKS_LOG_LEVEL", "info"), "debug, info, warn or error (env USERHOOKS_LOG_LEVEL)")
 	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", 30*time.Second, "on SIGTERM, how long running activities may finish before the worker exits")
+	fs.StringVar(&cfg.codecServerAddr, "codec-server-addr", getenv(envCodecServerAddr, defaultCodecServerAddr(dev)), "serve the codec server (Web UI and CLI decrypt payloads through it) on this host:port; it needs a token in "+envCodecServerToken+" (env "+envCodecServerAddr+")")
+	fs.StringVar(&cfg.codecServerOrigins, "codec-server-origins", os.Getenv(envCodecServerOrigins), "comma-separated Web UI origins allowed to call the codec server, e.g. https://temporal-ui.example.com (env "+envCodecServerOrigins+")")
+	fs.StringVar(&cfg.metricsAddr, "metrics-addr", getenv("USERHOOKS_METRICS_ADDR", defaultMetricsAddr(dev)), "serve Prometheus /metrics and the /livez and /readyz probes on this host:port; empty turns them off (env USERHOOKS_METRICS_ADDR)")
 	if dev {
 		cfg.dev.registerFlags(fs)
 	}
@@ -105,7 +118,69 @@ func parseConfig(args []string, dev bool) (config, error) {
 	if _, err := cfg.policy(); err != nil {
 		return cfg, err
 	}
+	if !dev {
+		// The dev command makes its own keys when none are given.
+		if _, err := cfg.temporal.Keyring(); err != nil {
+			return cfg, err
+		}
+		if cfg.codecServerAddr != "" && os.Getenv(envCodecServerToken) == "" {
+			return cfg, fmt.Errorf("-codec-server-addr needs a bearer token of at least %d characters in %s", payloadcodec.MinTokenLen, envCodecServerToken)
+		}
+	}
 	return cfg, nil
+}
+
+// Environment of the codec server. The token has no flag: command lines are
+// visible to other users.
+const (
+	envCodecServerAddr    = "USERHOOKS_CODEC_SERVER_ADDR"
+	envCodecServerOrigins = "USERHOOKS_CODEC_SERVER_ORIGINS"
+	envCodecServerToken   = "USERHOOKS_CODEC_SERVER_TOKEN"
+)
+
+func defaultMetricsAddr(dev bool) string {
+	if dev {
+		return "127.0.0.1:9090"
+	}
+	return ":9090"
+}
+
+func defaultCodecServerAddr(dev bool) string {
+	if dev {
+		return "127.0.0.1:8081"
+	}
+	return ""
+}
+
+// startCodecServer serves the codec server when cfg asks for one: behind
+// the token of USERHOOKS_CODEC_SERVER_TOKEN, or, for the dev command (whose
+// Web UI cannot send a token), without one but to loopback peers only. It
+// returns nil when no codec server is wanted.
+func startCodecServer(cfg config, keys *payloadcodec.Keyring, devOrigins []string) (*payloadcodec.Server, error) {
+	if cfg.codecServerAddr == "" || keys == nil {
+		return nil, nil
+	}
+	opts := payloadcodec.HandlerOptions{
+		Token:             os.Getenv(envCodecServerToken),
+		AllowedNamespaces: []string{cfg.temporal.Namespace},
+		AllowedOrigins:    append(splitList(cfg.codecServerOrigins), devOrigins...),
+	}
+	opts.AllowUnauthenticated = opts.Token == "" && devOrigins != nil
+	h, err := payloadcodec.NewHTTPHandler(keys, opts)
+	if err != nil {
+		return nil, err
+	}
+	return payloadcodec.StartServer(cfg.codecServerAddr, h)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func defaultStore(dev bool) string {
@@ -149,16 +224,39 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck // nothing useful to do on exit
-	c, err := cfg.temporal.Dial(log)
+	m, err := metrics.New(metrics.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	c, err := cfg.temporal.Dial(log, withMetrics(m))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	store, err := subscription.OpenSQLite(cfg.store)
+	store, err := stores.Open(ctx, cfg.store)
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", cfg.store, err)
+		return err
 	}
 	defer store.Close()
+	log.Info("subscription store opened", zap.String("store", stores.Redacted(cfg.store)))
+	ops, err := startOps(ctx, cfg, c, store, m, log)
+	if err != nil {
+		return err
+	}
+	defer ops.Close()
+	keys, err := cfg.temporal.Keyring()
+	if err != nil {
+		return err
+	}
+	codec, err := startCodecServer(cfg, keys, nil)
+	if err != nil {
+		return err
+	}
+	if codec != nil {
+		defer codec.Close()
+		log.Info("codec server started", zap.String("url", codec.URL()))
+	}
 	return runWorker(ctx, cfg, c, store, log)
 }
 
@@ -187,6 +285,11 @@ func runWorker(ctx context.Context, cfg config, c client.Client, store subscript
 	log.Info("stopping worker", zap.Duration("grace", cfg.shutdownGrace))
 	w.Stop()
 	return nil
+}
+
+// withMetrics makes a client report the SDK's metrics to m.
+func withMetrics(m *metrics.Metrics) func(*client.Options) {
+	return func(o *client.Options) { o.MetricsHandler = m.SDKHandler() }
 }
 
 func getenv(name, def string) string {

@@ -17,6 +17,26 @@ import (
 // that ended without delivering; its details are the DeliveryResult.
 const ErrTypeDeliveryFailed = "DeliveryFailed"
 
+// Metrics DeliveryWorkflow emits through workflow.GetMetricsHandler, which
+// drops them while the workflow replays, so a run counts each once. With
+// the metrics package they reach Prometheus under these names, with the
+// labels the SDK's worker adds (such as namespace, task_queue and
+// workflow_type) besides their own.
+const (
+	// MetricDeliveries counts finished deliveries, labelled TagOutcome
+	// (delivered, failed, canceled or skipped) and TagEventType.
+	MetricDeliveries = "userhooks_deliveries_total"
+	// MetricDeliveryAttempts counts attempts as history records them,
+	// labelled activities.TagResult and TagEventType; an attempt that
+	// failed on our side after the activity's own retries counts once, as
+	// InternalError.
+	MetricDeliveryAttempts = "userhooks_delivery_attempts_total"
+	// TagOutcome is the final delivery.Status of a delivery.
+	TagOutcome = "outcome"
+	// TagEventType is the event's type, e.g. user.created.
+	TagEventType = "event_type"
+)
+
 // deliverTimeout bounds one Deliver activity: the request timeout plus room
 // to load the subscription and report the result.
 const deliverTimeout = activities.DefaultRequestTimeout + 15*time.Second
@@ -76,15 +96,21 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 	for attempt := 1; ; attempt++ {
 		rec, err := deliverOnce(ctx, in, attempt)
 		res.Attempts, res.Last = attempt, rec
+		if err == nil {
+			workflow.GetMetricsHandler(ctx).WithTags(map[string]string{
+				activities.TagResult: activities.AttemptResult(rec),
+				TagEventType:         string(in.Event.Type),
+			}).Counter(MetricDeliveryAttempts).Inc(1)
+		}
 		switch {
 		case temporal.IsCanceledError(err):
-			return res, finish(ctx, &res, delivery.StatusCanceled)
+			return res, finish(ctx, in, &res, delivery.StatusCanceled)
 		case err != nil:
 			return res, err
 		case rec.Skipped:
-			return res, finish(ctx, &res, delivery.StatusSkipped)
+			return res, finish(ctx, in, &res, delivery.StatusSkipped)
 		case rec.Succeeded():
-			return res, finish(ctx, &res, delivery.StatusDelivered)
+			return res, finish(ctx, in, &res, delivery.StatusDelivered)
 		case rec.Class == delivery.ClassGone:
 			disable := workflow.ExecuteActivity(ctx, (*activities.Activities).DisableSubscription, activities.DisableInput{
 				SubscriptionID: in.SubscriptionID,
@@ -93,14 +119,14 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 			if err := disable.Get(ctx, nil); err != nil {
 				log.Error("Could not disable subscription after 410 Gone", "subscription_id", in.SubscriptionID, "error", err)
 			}
-			return res, finish(ctx, &res, delivery.StatusFailed)
+			return res, finish(ctx, in, &res, delivery.StatusFailed)
 		case !rec.Class.Retryable():
-			return res, finish(ctx, &res, delivery.StatusFailed)
+			return res, finish(ctx, in, &res, delivery.StatusFailed)
 		}
 
 		delay, ok := sched.NextDelay(attempt, time.Duration(rec.RetryAfter), info.WorkflowExecution.ID)
 		if !ok {
-			return res, finish(ctx, &res, delivery.StatusFailed)
+			return res, finish(ctx, in, &res, delivery.StatusFailed)
 		}
 		next := workflow.Now(ctx).Add(delay).UTC()
 		setStatus(ctx, delivery.StatusRetrying, attempt)
@@ -109,7 +135,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		log.Info("Waiting before next attempt", "attempt", attempt, "delay", delay)
 
 		if err := waitForRetry(ctx, delay, retryNow); err != nil {
-			return res, finish(ctx, &res, delivery.StatusCanceled)
+			return res, finish(ctx, in, &res, delivery.StatusCanceled)
 		}
 	}
 }
@@ -168,15 +194,20 @@ func waitForRetry(ctx workflow.Context, delay time.Duration, retryNow workflow.R
 	return timerErr
 }
 
-// finish records the final status in search attributes and the workflow's
-// details, and returns what the workflow function should return.
-func finish(ctx workflow.Context, res *DeliveryResult, status delivery.Status) error {
+// finish records the final status in search attributes, the workflow's
+// details and MetricDeliveries, and returns what the workflow function
+// should return.
+func finish(ctx workflow.Context, in DeliveryInput, res *DeliveryResult, status delivery.Status) error {
 	res.Status = status
 	// Search attributes and details are updated even when the workflow is
 	// cancelled: a disconnected context lets the commands through.
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	setStatus(ctx, status, res.Attempts)
 	workflow.SetCurrentDetails(ctx, describe(*res))
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{
+		TagOutcome:   string(status),
+		TagEventType: string(in.Event.Type),
+	}).Counter(MetricDeliveries).Inc(1)
 	switch status {
 	case delivery.StatusCanceled:
 		return temporal.NewCanceledError(*res)

@@ -29,9 +29,11 @@ import (
 
 	"github.com/userhooks/userhooks/delivery"
 	"github.com/userhooks/userhooks/event"
+	"github.com/userhooks/userhooks/payloadcodec"
 	"github.com/userhooks/userhooks/signature"
 	"github.com/userhooks/userhooks/starter"
 	"github.com/userhooks/userhooks/subscription"
+	"github.com/userhooks/userhooks/subscription/stores"
 	"github.com/userhooks/userhooks/temporalconn"
 	"github.com/userhooks/userhooks/workflows"
 )
@@ -42,6 +44,8 @@ commands:
   publish                         publish a user event
   subscriptions create|list|get|enable|disable|delete
                                   manage subscriptions in the store
+  codec-keys generate [--id ID]   print a new payload encryption key, for
+                                  USERHOOKS_CODEC_KEYS or a keys file
 
 Run "userhooks <command> -h" for the flags of a command.
 `
@@ -107,6 +111,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return publish(ctx, args[1:], stdin, stdout)
 	case "subscriptions", "subscription", "subs":
 		return subscriptions(ctx, args[1:], stdout)
+	case "codec-keys":
+		return codecKeys(args[1:], stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -150,6 +156,12 @@ var eventFlags = []string{"id", "type", "account", "user-id", "email", "name", "
 func publish(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
 	tc := temporalconn.FromEnv(workflows.TaskQueue)
+	if tc.CodecKeys == "" && tc.CodecKeysFile == "" && !tc.PlaintextHistory {
+		// Like --store, default to what `worker dev` made in .userhooks.
+		if _, err := os.Stat(devCodecKeysFile); err == nil {
+			tc.CodecKeysFile = devCodecKeysFile
+		}
+	}
 	tc.RegisterFlags(fs)
 	var (
 		file, id, typ, account, userID, email, name, username string
@@ -206,6 +218,9 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if _, err := event.Prepare(e, time.Now()); err != nil {
 		return err
 	}
+	if _, err := tc.Keyring(); err != nil {
+		return err
+	}
 	c, err := tc.Dial(nil)
 	if err != nil {
 		return err
@@ -223,6 +238,32 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		verb = "Already published (nothing new started)"
 	}
 	fmt.Fprintf(stdout, "%s %s %s\n  workflow  %s\n  run       %s\n", verb, r.Event.Type, r.Event.ID, r.WorkflowID, r.RunID)
+	return nil
+}
+
+// devCodecKeysFile is where `worker dev` keeps its payload encryption keys.
+const devCodecKeysFile = ".userhooks/codec.keys"
+
+// codecKeys prints a new payload encryption key as KEYID:BASE64KEY.
+func codecKeys(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "generate" {
+		return usageError{"usage: userhooks codec-keys generate [--id ID]"}
+	}
+	fs := flag.NewFlagSet("codec-keys generate", flag.ContinueOnError)
+	id := fs.String("id", "k"+time.Now().UTC().Format("20060102"), "key ID, stored with every payload it encrypts")
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
+		return err
+	}
+	key, err := payloadcodec.GenerateKey()
+	if err != nil {
+		return err
+	}
+	// Validate the ID the way a keyring will when it is read back.
+	line := payloadcodec.FormatKey(*id, key)
+	if _, err := payloadcodec.ParseKeyring(line); err != nil {
+		return usageError{fmt.Sprintf("--id: %v", err)}
+	}
+	fmt.Fprintln(stdout, line)
 	return nil
 }
 
@@ -284,7 +325,7 @@ func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(p, name, "", usage+" (required)")
 		required = append(required, name)
 	}
-	fs.StringVar(&storePath, "store", envOr("USERHOOKS_STORE", ".userhooks/userhooks.db"), "SQLite store file (env USERHOOKS_STORE)")
+	fs.StringVar(&storePath, "store", envOr("USERHOOKS_STORE", ".userhooks/userhooks.db"), "subscription store: "+stores.Supported+" (env USERHOOKS_STORE)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	switch verb {
 	case "create":
@@ -328,11 +369,19 @@ func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		// The default store lives in .userhooks/, which may not exist yet.
-		if err := os.MkdirAll(filepath.Dir(storePath), 0o700); err != nil {
-			return fmt.Errorf("create directory of subscription store: %w", err)
+		if path, ok := stores.SQLitePath(storePath); ok {
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				return fmt.Errorf("create directory of subscription store: %w", err)
+			}
+		}
+	} else if path, ok := stores.SQLitePath(storePath); ok {
+		// Only create makes a store: a mistyped --store must not leave an
+		// empty database behind and report "not found".
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("no subscription store at %s (create a subscription first, or check --store / USERHOOKS_STORE): %w", path, err)
 		}
 	}
-	store, err := subscription.OpenSQLite(storePath)
+	store, err := stores.Open(ctx, storePath)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/userhooks/userhooks/delivery"
 	"github.com/userhooks/userhooks/event"
+	"github.com/userhooks/userhooks/payloadcodec"
 	"github.com/userhooks/userhooks/subscription"
 )
 
@@ -42,8 +43,13 @@ func (r result) String() string {
 func userhooks(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	t.Setenv("TEMPORAL_ADDRESS", closedAddr)
-	for _, name := range []string{"TEMPORAL_API_KEY", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA"} {
+	for _, name := range []string{"TEMPORAL_API_KEY", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA",
+		"USERHOOKS_CODEC_KEYS_FILE", "USERHOOKS_PLAINTEXT_HISTORY"} {
 		t.Setenv(name, "")
+	}
+	// A fresh key, unless the test set its own: publish encrypts payloads.
+	if os.Getenv("USERHOOKS_TEST_KEEP_CODEC_ENV") == "" {
+		t.Setenv("USERHOOKS_CODEC_KEYS", testCodecKey)
 	}
 	t.Setenv("USERHOOKS_STORE", filepath.Join(t.TempDir(), "default-store.db"))
 	var stdout, stderr bytes.Buffer
@@ -279,6 +285,50 @@ func TestPublish_BadInputFailsBeforeConnecting(t *testing.T) {
 	}
 }
 
+// testCodecKey is a payload encryption keyring of one all-zero key (tests
+// only).
+const testCodecKey = "test:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+// TestPublish_WithoutCodecKeysRefusesBeforeConnecting: user data is not
+// written to history in clear unless the operator says so.
+func TestPublish_WithoutCodecKeysRefusesBeforeConnecting(t *testing.T) {
+	t.Setenv("USERHOOKS_TEST_KEEP_CODEC_ENV", "1")
+	t.Setenv("USERHOOKS_CODEC_KEYS", "")
+	r := userhooks(t, validEventJSON, "publish", "--temporal-address", closedAddr, "--file", "-")
+	wantFailure(t, r, 1, "payload encryption needs keys: set USERHOOKS_CODEC_KEYS_FILE")
+	if strings.Contains(r.stderr, "connect to Temporal") {
+		t.Errorf("publish connected without codec keys\n%s", r)
+	}
+
+	// -plaintext-history is the explicit way out: it gets as far as connecting.
+	r = userhooks(t, validEventJSON, "publish", "--plaintext-history", "--temporal-address", closedAddr, "--file", "-")
+	wantFailure(t, r, 1, "connect to Temporal at "+closedAddr)
+
+	// A broken key is reported as such, without echoing key material.
+	t.Setenv("USERHOOKS_CODEC_KEYS", "k1:bm90LWEta2V5")
+	r = userhooks(t, validEventJSON, "publish", "--temporal-address", closedAddr, "--file", "-")
+	wantFailure(t, r, 1, "USERHOOKS_CODEC_KEYS")
+	if strings.Contains(r.stderr, "bm90LWEta2V5") {
+		t.Errorf("the error echoes the key\n%s", r)
+	}
+}
+
+func TestCodecKeysGenerate_PrintsAKeyringEntry(t *testing.T) {
+	out := mustSucceed(t, "codec-keys", "generate", "--id", "prod-2026")
+	k, err := payloadcodec.ParseKeyring(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("codec-keys generate printed %q, which does not parse: %v", out, err)
+	}
+	if k.ActiveKeyID() != "prod-2026" {
+		t.Errorf("active key ID = %q, want prod-2026", k.ActiveKeyID())
+	}
+	if again := mustSucceed(t, "codec-keys", "generate", "--id", "prod-2026"); again == out {
+		t.Error("two runs printed the same key")
+	}
+	wantFailure(t, userhooks(t, "", "codec-keys", "generate", "--id", "has space"), 2, "--id")
+	wantFailure(t, userhooks(t, "", "codec-keys"), 2, "usage: userhooks codec-keys generate")
+}
+
 // TestPublish_ValidEventGetsAsFarAsConnecting is the control for
 // TestPublish_BadInputFailsBeforeConnecting: valid input does try closedAddr,
 // and fails there with a different message and exit code.
@@ -379,10 +429,24 @@ func TestSubscriptionsCreate_InvalidInputCreatesNothing(t *testing.T) {
 			if _, err := os.Stat(store); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("store %s: want it never created, stat says %v", store, err)
 			}
-			if _, subs := listSubscriptions(t, store, "acme"); len(subs) != 0 {
-				t.Errorf("list after a failed create: got %+v, want none", subs)
-			}
 		})
+	}
+}
+
+// TestSubscriptions_MistypedStoreIsReportedNotCreated: only create makes a
+// store file, so a wrong --store is an error, not an empty list.
+func TestSubscriptions_MistypedStoreIsReportedNotCreated(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "typo.db")
+	for _, args := range [][]string{
+		{"list", "--account", "acme"},
+		{"get", "--id", "0193b1a2-0000-7000-8000-000000000000"},
+		{"disable", "--id", "0193b1a2-0000-7000-8000-000000000000"},
+	} {
+		r := userhooks(t, "", append([]string{"subscriptions", args[0], "--store", store}, args[1:]...)...)
+		wantFailure(t, r, 1, "no subscription store at "+store)
+		if _, err := os.Stat(store); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("subscriptions %s created %s", args[0], store)
+		}
 	}
 }
 

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) subscription.Store) {
 		{"UpdateReplacesMutableFields", testUpdateReplacesMutableFields},
 		{"UpdateNeverMovesAccounts", testUpdateNeverMovesAccounts},
 		{"SetEnabledPausesAndResumes", testSetEnabled},
+		{"CountDisabledCountsEveryAccount", testCountDisabled},
 		{"DeleteRemoves", testDeleteRemoves},
 		{"ConcurrentCreatesAllLand", testConcurrentCreates},
 		{"CanceledContextChangesNothing", testCanceledContext},
@@ -541,6 +542,47 @@ func testSetEnabled(t *testing.T, st subscription.Store) {
 	}
 	if subs := match(t, st, "acct_pause", "user.created"); !slices.Equal(ids(subs), []string{s.ID}) {
 		t.Errorf("resumed: Match = %q, want [%s]", ids(subs), s.ID)
+	}
+}
+
+func testCountDisabled(t *testing.T, st subscription.Store) {
+	ctx := t.Context()
+	if err := st.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	count := func() int {
+		t.Helper()
+		n, err := st.CountDisabled(ctx)
+		if err != nil {
+			t.Fatalf("CountDisabled: %v", err)
+		}
+		return n
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("empty store: CountDisabled = %d, want 0", n)
+	}
+	var subs []*subscription.Subscription
+	for _, acct := range []string{"acct_count_a", "acct_count_a", "acct_count_b"} {
+		s := newSubscription(t, acct)
+		mustCreate(t, st, s)
+		subs = append(subs, s)
+	}
+	for i, s := range subs {
+		if err := st.SetEnabled(ctx, s.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(); n != i+1 {
+			t.Errorf("after disabling %d: CountDisabled = %d", i+1, n)
+		}
+	}
+	if err := st.SetEnabled(ctx, subs[0].ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, subs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Errorf("after enabling one and deleting one: CountDisabled = %d, want 1", n)
 	}
 }
 
