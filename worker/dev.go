@@ -20,6 +20,7 @@ import (
 	"github.com/userhooks/userhooks/event"
 	"github.com/userhooks/userhooks/metrics"
 	"github.com/userhooks/userhooks/payloadcodec"
+	"github.com/userhooks/userhooks/receiver/usersync"
 	"github.com/userhooks/userhooks/signature"
 	"github.com/userhooks/userhooks/subscription"
 	"github.com/userhooks/userhooks/subscription/stores"
@@ -188,37 +189,72 @@ func codecLine(codecURL string, tc temporalconn.Config) string {
 	return "Codec server      " + codecURL + "  (payloads are encrypted in history; the Web UI decrypts them through it)"
 }
 
-// demoReceiver verifies and prints what it receives. /flaky answers 503 to
-// the first two attempts of every message, to show retries in the Web UI.
+// demoReceiver is the demo endpoint of `worker dev`. /webhooks is the
+// reference receiver (receiver/usersync): it verifies, de-duplicates and
+// mirrors users into .userhooks/usersync.db. /flaky verifies and answers
+// 503 to the first two attempts of every message, to show retries in the
+// Web UI.
 type demoReceiver struct {
-	verifiers map[string]signature.Verifier
-	mu        sync.Mutex
-	seen      map[string]int
+	mirror *usersync.Mirror
+	flaky  signature.Verifier
+	mu     sync.Mutex
+	seen   map[string]int
+	srv    *http.Server
 }
 
 func startDemoReceiver(ctx context.Context, d devConfig, store subscription.Store) (io.Closer, error) {
-	r := &demoReceiver{verifiers: map[string]signature.Verifier{}, seen: map[string]int{}}
+	r := &demoReceiver{seen: map[string]int{}}
 	fast := &delivery.Schedule{Delays: []delivery.Duration{delivery.Duration(2 * time.Second), delivery.Duration(5 * time.Second), delivery.Duration(10 * time.Second)}}
+	secrets := map[string][]signature.Secret{}
 	for _, path := range []string{"/webhooks", "/flaky"} {
 		url := "http://" + d.receiverAddr + path
 		sub, err := ensureSubscription(ctx, store, d.account, url, map[string]*delivery.Schedule{"/flaky": fast}[path])
 		if err != nil {
 			return nil, err
 		}
-		r.verifiers[path] = signature.Verifier{Secrets: sub.ActiveSecrets(time.Now())}
+		secrets[path] = sub.ActiveSecrets(time.Now())
 	}
-	ln, err := net.Listen("tcp", d.receiverAddr)
+	r.flaky = signature.Verifier{Secrets: secrets["/flaky"]}
+	mirror, err := usersync.Open(filepath.Join(d.dataDir, "usersync.db"), usersync.Options{
+		Secrets:  secrets["/webhooks"],
+		OnResult: printMirrorResult,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("demo receiver: %w", err)
 	}
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln) //nolint:errcheck // ends with Close
-	return srv, nil
+	r.mirror = mirror
+	ln, err := net.Listen("tcp", d.receiverAddr)
+	if err != nil {
+		mirror.Close()
+		return nil, fmt.Errorf("demo receiver: %w", err)
+	}
+	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	go r.srv.Serve(ln) //nolint:errcheck // ends with Close
+	return r, nil
+}
+
+// Close stops the receiver and closes the mirror's database.
+func (r *demoReceiver) Close() error {
+	return errors.Join(r.srv.Close(), r.mirror.Close())
+}
+
+// printMirrorResult prints what the reference receiver did with a request.
+func printMirrorResult(res usersync.Result) {
+	switch {
+	case res.Err != nil:
+		fmt.Printf("demo receiver /webhooks: %d %s: %v\n", res.Status, res.Action, res.Err)
+	default:
+		fmt.Printf("demo receiver /webhooks: verified %s %s, user %s %s in .userhooks/usersync.db (signature ok)\n",
+			res.EventType, res.EventID, res.UserID, res.Action)
+	}
 }
 
 func (r *demoReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	v, ok := r.verifiers[req.URL.Path]
-	if !ok || req.Method != http.MethodPost {
+	switch {
+	case req.URL.Path == "/webhooks":
+		r.mirror.ServeHTTP(w, req)
+		return
+	case req.URL.Path != "/flaky" || req.Method != http.MethodPost:
 		http.NotFound(w, req)
 		return
 	}
@@ -227,18 +263,18 @@ func (r *demoReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	if err := v.Verify(req.Header, body); err != nil {
-		fmt.Printf("demo receiver %s: REJECTED: %v\n", req.URL.Path, err)
+	if err := r.flaky.Verify(req.Header, body); err != nil {
+		fmt.Printf("demo receiver /flaky: REJECTED: %v\n", err)
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
 	id := req.Header.Get(signature.HeaderID)
 	r.mu.Lock()
-	r.seen[req.URL.Path+id]++
-	n := r.seen[req.URL.Path+id]
+	r.seen[id]++
+	n := r.seen[id]
 	r.mu.Unlock()
-	if req.URL.Path == "/flaky" && n <= 2 {
-		fmt.Printf("demo receiver %s: verified %s, answering 503 on purpose (attempt %d)\n", req.URL.Path, id, n)
+	if n <= 2 {
+		fmt.Printf("demo receiver /flaky: verified %s, answering 503 on purpose (attempt %d)\n", id, n)
 		http.Error(w, "flaky on purpose", http.StatusServiceUnavailable)
 		return
 	}
@@ -247,7 +283,7 @@ func (r *demoReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	fmt.Printf("demo receiver %s: verified %s %s for user %s (signature ok)\n", req.URL.Path, e.Type, e.ID, e.Data.User.ID)
+	fmt.Printf("demo receiver /flaky: verified %s %s for user %s (signature ok)\n", e.Type, e.ID, e.Data.User.ID)
 	w.WriteHeader(http.StatusNoContent)
 }
 
