@@ -10,7 +10,7 @@ test:
 	./scripts/test.sh
 
 build:
-	go build -o bin/ ./worker ./cmd/userhooks
+	go build -o bin/ ./worker ./cmd/userhooks ./cmd/usersync
 
 # Record replay fixtures under a new label, e.g. make record-histories LABEL=v2
 record-histories:
@@ -21,3 +21,5 @@ record-histories:
 fuzz:
 	go test ./event -run '^$$' -fuzz FuzzDecode -fuzztime 60s
 	go test ./signature -run '^$$' -fuzz FuzzVerify -fuzztime 60s
+	go test ./receiver -run '^$$' -fuzz FuzzMiddleware -fuzztime 60s
+	go test ./api -run '^$$' -fuzz FuzzAPI -fuzztime 60s

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // Policy decides which destinations webhooks may be delivered to. The zero
@@ -175,4 +176,22 @@ func (p Policy) blockReason(a netip.Addr) (reason string, blocked bool) {
 		return "not global unicast", true
 	}
 	return "", false
+}
+
+// ParsePolicy builds a policy from its text form, as flags and environment
+// variables give it: allowCIDRs is a comma-separated list of CIDRs such as
+// "127.0.0.0/8, 10.1.0.0/16" (empty allows none).
+func ParsePolicy(allowCIDRs string, allowHTTP bool) (Policy, error) {
+	p := Policy{AllowHTTP: allowHTTP}
+	for _, s := range strings.Split(allowCIDRs, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, fmt.Errorf("allowed CIDRs: %q is not a CIDR such as 127.0.0.0/8", s)
+		}
+		p.AllowCIDRs = append(p.AllowCIDRs, pfx)
+	}
+	return p, nil
 }

@@ -1,8 +1,10 @@
 package egress
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -144,4 +146,40 @@ func isNumericLabel(l string) bool {
 // invalidf returns an error wrapping ErrInvalidURL.
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidURL, fmt.Sprintf(format, args...))
+}
+
+// Resolver looks up a host's addresses; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// CheckURLResolving is CheckURL, then, for a host given as a name, a DNS
+// lookup (through r, or net.DefaultResolver when nil) that refuses the URL
+// when any address the name resolves to is blocked: a subscription to
+// http://localhost or to a name pointing into a private network is refused
+// when it is created, not only when a delivery would dial it. A name that
+// does not resolve (yet) is accepted: the delivery's dial-time check stays
+// the guard, also against names that change later.
+func (p Policy) CheckURLResolving(ctx context.Context, raw string, r Resolver) (*url.URL, error) {
+	u, err := p.CheckURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	host := u.Hostname()
+	if _, err := netip.ParseAddr(host); err == nil {
+		return u, nil // an address, checked by CheckURL
+	}
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return u, nil
+	}
+	for _, a := range addrs {
+		if err := p.CheckAddr(a); err != nil {
+			return nil, fmt.Errorf("host %s resolves to a blocked address: %w", host, err)
+		}
+	}
+	return u, nil
 }

@@ -1,7 +1,10 @@
 package egress_test
 
 import (
+	"context"
 	"errors"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -156,5 +159,53 @@ func TestCheckURL_ParseErrorDoesNotRepeatURL(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("CheckURL error %q discloses the password", err)
+	}
+}
+
+// fakeResolver answers from a table; names it lacks do not resolve.
+type fakeResolver map[string][]netip.Addr
+
+func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := f[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+func TestCheckURLResolving_RefusesNamesThatResolveToBlockedAddresses(t *testing.T) {
+	r := fakeResolver{
+		"public.example":   {netip.MustParseAddr("93.184.216.34")},
+		"internal.example": {netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("10.1.2.3")},
+		"metadata.example": {netip.MustParseAddr("169.254.169.254")},
+		"mapped.example":   {netip.MustParseAddr("::ffff:127.0.0.1")},
+		"allowed.example":  {netip.MustParseAddr("127.0.0.1")},
+	}
+	p := egress.Policy{}
+	tests := []struct {
+		url     string
+		policy  egress.Policy
+		blocked bool
+	}{
+		{url: "https://public.example/hooks"},
+		{url: "https://not-yet-registered.example/hooks"}, // the dial-time check guards it
+		{url: "https://internal.example/hooks", blocked: true},
+		{url: "https://metadata.example/latest", blocked: true},
+		{url: "https://mapped.example/", blocked: true},
+		{url: "https://allowed.example/", blocked: true},
+		{url: "https://allowed.example/", policy: egress.Policy{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}},
+		{url: "https://10.0.0.1/", blocked: true},
+	}
+	for _, tt := range tests {
+		pol := p
+		if tt.policy.AllowCIDRs != nil {
+			pol = tt.policy
+		}
+		_, err := pol.CheckURLResolving(t.Context(), tt.url, r)
+		if got := egress.IsBlocked(err); got != tt.blocked {
+			t.Errorf("CheckURLResolving(%s) error = %v, blocked %v, want %v", tt.url, err, got, tt.blocked)
+		}
+	}
+	if _, err := p.CheckURLResolving(t.Context(), "http://public.example/", r); !errors.Is(err, egress.ErrInvalidURL) {
+		t.Errorf("plain http: error = %v, want ErrInvalidURL", err)
 	}
 }

@@ -161,6 +161,12 @@ func onceLogger(log *zap.Logger) func(error) {
 // the registry. The Collector takes it too.
 func (m *Metrics) SDKHandler() client.MetricsHandler { return m.handler }
 
+// ClientOption sets the SDK handler on client options, for
+// temporalconn.Config.Dial.
+func (m *Metrics) ClientOption() func(*client.Options) {
+	return func(o *client.Options) { o.MetricsHandler = m.handler }
+}
+
 // Handler serves the registry in the Prometheus text format; mount it at
 // /metrics.
 func (m *Metrics) Handler() http.Handler {

@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
 	"github.com/userhooks/userhooks/payloadcodec"
@@ -136,6 +137,21 @@ func (c Config) Keyring() (*payloadcodec.Keyring, error) {
 	return k, nil
 }
 
+// DataConverter returns the data converter of the configuration: one that
+// encrypts payloads with its keys, or, with PlaintextHistory,
+// converter.GetDefaultDataConverter(). Code that reads payloads below the
+// SDK client (package deliveries) needs the same converter as the client.
+func (c Config) DataConverter() (converter.DataConverter, error) {
+	keys, err := c.Keyring()
+	if err != nil {
+		return nil, err
+	}
+	if keys == nil {
+		return converter.GetDefaultDataConverter(), nil
+	}
+	return payloadcodec.NewDataConverter(keys), nil
+}
+
 // ClientOptions turns the configuration into SDK client options, with a
 // data converter that encrypts payloads unless PlaintextHistory is set.
 func (c Config) ClientOptions(logger *zap.Logger) (client.Options, error) {
@@ -144,12 +160,12 @@ func (c Config) ClientOptions(logger *zap.Logger) (client.Options, error) {
 		Namespace: c.Namespace,
 		Logger:    NewLogger(logger),
 	}
-	keys, err := c.Keyring()
+	dc, err := c.DataConverter()
 	if err != nil {
 		return client.Options{}, err
 	}
-	if keys != nil {
-		opts.DataConverter = payloadcodec.NewDataConverter(keys)
+	if dc != converter.GetDefaultDataConverter() {
+		opts.DataConverter = dc
 	}
 	if c.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)

@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Logger adapts a zap logger to the Temporal SDK's log.Logger, so the SDK's
@@ -80,4 +81,18 @@ func fields(keyvals []any) []zap.Field {
 		fs = append(fs, zap.Any(key, keyvals[i+1]))
 	}
 	return fs
+}
+
+// NewZapLogger returns the JSON production logger of userhooks processes at
+// level ("debug", "info", "warn" or "error").
+func NewZapLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.EncoderConfig.TimeKey = "time"
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zc.Build()
 }

@@ -10,15 +10,20 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/userhooks/userhooks/apikey"
+	"github.com/userhooks/userhooks/apiserver"
 	"github.com/userhooks/userhooks/delivery"
 	"github.com/userhooks/userhooks/devserver"
 	"github.com/userhooks/userhooks/event"
 	"github.com/userhooks/userhooks/metrics"
+	"github.com/userhooks/userhooks/ops"
 	"github.com/userhooks/userhooks/payloadcodec"
 	"github.com/userhooks/userhooks/receiver/usersync"
 	"github.com/userhooks/userhooks/signature"
@@ -35,6 +40,7 @@ type devConfig struct {
 	port, uiPort int
 	receiverAddr string
 	account      string
+	apiAddr      string
 }
 
 func (d *devConfig) registerFlags(fs *flag.FlagSet) {
@@ -43,14 +49,15 @@ func (d *devConfig) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&d.port, "port", 7233, "Temporal frontend port")
 	fs.IntVar(&d.uiPort, "ui-port", 8233, "Temporal Web UI port")
 	fs.StringVar(&d.receiverAddr, "receiver-addr", "127.0.0.1:9000", "address of the demo receiver")
-	fs.StringVar(&d.account, "demo-account", "acme", "account that the demo subscriptions belong to")
+	fs.StringVar(&d.account, "demo-account", "acme", "account that the demo subscriptions and the API key belong to")
+	fs.StringVar(&d.apiAddr, "api-addr", "127.0.0.1:8000", "address of the HTTP API")
 }
 
 // runDev runs a whole local installation: a Temporal dev server persisted
 // to a file with its Web UI, a demo receiver with two subscriptions, and a
 // worker, until ctx ends.
 func runDev(ctx context.Context, cfg config) error {
-	log, err := newLogger(cfg.logLevel)
+	log, err := temporalconn.NewZapLogger(cfg.logLevel)
 	if err != nil {
 		return err
 	}
@@ -111,7 +118,7 @@ func runDev(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer m.Close()
-	c, err := cfg.temporal.Dial(log, withMetrics(m))
+	c, err := cfg.temporal.Dial(log, m.ClientOption())
 	if err != nil {
 		return err
 	}
@@ -122,11 +129,11 @@ func runDev(ctx context.Context, cfg config) error {
 	}
 	defer store.Close()
 	log.Info("subscription store opened", zap.String("store", stores.Redacted(cfg.store)))
-	ops, err := startOps(ctx, cfg, c, store, m, log)
+	opsSrv, err := startOps(ctx, cfg, c, store, m, log)
 	if err != nil {
 		return err
 	}
-	defer ops.Close()
+	defer opsSrv.Close()
 
 	// The demo receiver runs on loopback, which deliveries may not reach by
 	// default: allow it, and plain http, for this process only.
@@ -138,6 +145,12 @@ func runDev(ctx context.Context, cfg config) error {
 	}
 	defer recv.Close()
 
+	apiSrv, apiKeyFile, err := startDevAPI(ctx, cfg, c, store, log)
+	if err != nil {
+		return err
+	}
+	defer apiSrv.Close()
+
 	fmt.Printf(`
 userhooks is running.
   Temporal Web UI   %s/namespaces/%s/workflows
@@ -145,13 +158,18 @@ userhooks is running.
   Demo receiver     http://%s  (subscriptions of account %q: /webhooks, and /flaky which fails twice first)
   %s
   Metrics, health   %s
+  HTTP API          http://%s/v1  (API key of account %q in %s; OpenAPI at /v1/openapi.json)
 
 Publish an event from another shell:
   go run ./cmd/userhooks publish --account %s --type user.created --user-id u_42 --email ada@example.com
+or through the API:
+  curl -H "Authorization: Bearer $(cat %s)" -H 'Content-Type: application/json' \
+    -d '{"type":"user.created","data":{"user":{"id":"u_43","email":"grace@example.com"}}}' http://%s/v1/events
 
 Press Ctrl-C to stop.
 
-`, srv.UIURL, cfg.temporal.Namespace, srv.Address, d.receiverAddr, d.account, codecLine(codecURL, cfg.temporal), opsLine(ops), d.account)
+`, srv.UIURL, cfg.temporal.Namespace, srv.Address, d.receiverAddr, d.account, codecLine(codecURL, cfg.temporal), opsLine(opsSrv),
+		apiSrv.Addr(), d.account, apiKeyFile, d.account, apiKeyFile, apiSrv.Addr())
 
 	workerErr := make(chan error, 1)
 	wctx, cancel := context.WithCancel(ctx)
@@ -170,12 +188,76 @@ Press Ctrl-C to stop.
 	}
 }
 
+// startDevAPI serves the HTTP API on d.apiAddr, with an API key of the demo
+// account kept in .userhooks/api-key (made on first run, reused after).
+func startDevAPI(ctx context.Context, cfg config, c client.Client, store subscription.Store, log *zap.Logger) (*devAPI, string, error) {
+	d := cfg.dev
+	keys, err := apiserver.OpenKeys(ctx, cfg.store)
+	if err != nil {
+		return nil, "", err
+	}
+	keyFile := filepath.Join(d.dataDir, "api-key")
+	if err := ensureDevAPIKey(ctx, keys, keyFile, d.account); err != nil {
+		keys.Close()
+		return nil, "", err
+	}
+	dc, err := cfg.temporal.DataConverter()
+	if err != nil {
+		keys.Close()
+		return nil, "", err
+	}
+	policy, _ := cfg.policy() // validated by parseConfig
+	h, err := apiserver.New(apiserver.Options{
+		Client: c, DataConverter: dc, Namespace: cfg.temporal.Namespace, TaskQueue: cfg.temporal.TaskQueue,
+		Subscriptions: store, Keys: keys, Policy: policy, Logger: log,
+	})
+	if err != nil {
+		keys.Close()
+		return nil, "", err
+	}
+	srv, err := apiserver.Start(d.apiAddr, h)
+	if err != nil {
+		keys.Close()
+		return nil, "", err
+	}
+	return &devAPI{srv, keys}, keyFile, nil
+}
+
+// devAPI is the API server of `worker dev` and the key store it owns.
+type devAPI struct {
+	*apiserver.Server
+	keys io.Closer
+}
+
+// Close lets running requests finish, then closes the key store.
+func (a *devAPI) Close() error {
+	return errors.Join(a.Shutdown(5*time.Second), a.keys.Close())
+}
+
+// ensureDevAPIKey keeps a working API key of account in file: the one
+// there if it still authenticates, else a new one.
+func ensureDevAPIKey(ctx context.Context, keys apikey.Store, file, account string) error {
+	if b, err := os.ReadFile(file); err == nil {
+		if k, err := keys.Authenticate(ctx, strings.TrimSpace(string(b))); err == nil && k.AccountID == account {
+			return nil
+		}
+	}
+	_, plaintext, err := keys.Create(ctx, account, "worker dev")
+	if err != nil {
+		return fmt.Errorf("create the dev API key: %w", err)
+	}
+	if err := os.WriteFile(file, []byte(plaintext+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write the dev API key: %w", err)
+	}
+	return nil
+}
+
 // opsLine says where the metrics and probes are, for the start-up banner.
-func opsLine(ops *opsServer) string {
-	if ops == nil {
+func opsLine(s *ops.Server) string {
+	if s == nil {
 		return "off (-metrics-addr)"
 	}
-	return fmt.Sprintf("http://%s/metrics, /livez, /readyz", ops.addr)
+	return fmt.Sprintf("http://%s/metrics, /livez, /readyz", s.Addr())
 }
 
 // codecLine says how payloads are stored, for the start-up banner.

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,7 +24,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/userhooks/userhooks/activities"
 	"github.com/userhooks/userhooks/egress"
@@ -191,35 +189,16 @@ func defaultStore(dev bool) string {
 }
 
 func (c config) policy() (egress.Policy, error) {
-	p := egress.Policy{AllowHTTP: c.allowHTTP}
-	for _, s := range strings.Split(c.allowCIDRs, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		pfx, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, fmt.Errorf("-allow-cidrs: %q is not a CIDR such as 127.0.0.0/8", s)
-		}
-		p.AllowCIDRs = append(p.AllowCIDRs, pfx)
+	p, err := egress.ParsePolicy(c.allowCIDRs, c.allowHTTP)
+	if err != nil {
+		return p, fmt.Errorf("-allow-cidrs: %w", err)
 	}
 	return p, nil
 }
 
-func newLogger(level string) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
-	}
-	zc := zap.NewProductionConfig()
-	zc.Level = zap.NewAtomicLevelAt(lvl)
-	zc.EncoderConfig.TimeKey = "time"
-	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	return zc.Build()
-}
-
 // run runs a worker until ctx ends, then stops it gracefully.
 func run(ctx context.Context, cfg config) error {
-	log, err := newLogger(cfg.logLevel)
+	log, err := temporalconn.NewZapLogger(cfg.logLevel)
 	if err != nil {
 		return err
 	}
@@ -229,7 +208,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer m.Close()
-	c, err := cfg.temporal.Dial(log, withMetrics(m))
+	c, err := cfg.temporal.Dial(log, m.ClientOption())
 	if err != nil {
 		return err
 	}
@@ -240,11 +219,11 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer store.Close()
 	log.Info("subscription store opened", zap.String("store", stores.Redacted(cfg.store)))
-	ops, err := startOps(ctx, cfg, c, store, m, log)
+	opsSrv, err := startOps(ctx, cfg, c, store, m, log)
 	if err != nil {
 		return err
 	}
-	defer ops.Close()
+	defer opsSrv.Close()
 	keys, err := cfg.temporal.Keyring()
 	if err != nil {
 		return err
@@ -285,11 +264,6 @@ func runWorker(ctx context.Context, cfg config, c client.Client, store subscript
 	log.Info("stopping worker", zap.Duration("grace", cfg.shutdownGrace))
 	w.Stop()
 	return nil
-}
-
-// withMetrics makes a client report the SDK's metrics to m.
-func withMetrics(m *metrics.Metrics) func(*client.Options) {
-	return func(o *client.Options) { o.MetricsHandler = m.SDKHandler() }
 }
 
 func getenv(name, def string) string {
