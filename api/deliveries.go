@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"time"
@@ -228,6 +229,7 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request, key apik
 	if err != nil {
 		return deliveriesError(r, err)
 	}
+	s.fillEndpoints(r.Context(), key.AccountID, page.Deliveries)
 	resp := deliveryList{Deliveries: viewDeliveries(page.Deliveries), NextPageToken: stringOrNull(page.NextPageToken)}
 	return writeJSON(w, http.StatusOK, resp)
 }
@@ -356,4 +358,36 @@ func (s *server) recoverDeliveries(w http.ResponseWriter, r *http.Request, key a
 		return deliveriesError(r, err)
 	}
 	return writeJSON(w, http.StatusAccepted, recoverView{Redelivered: viewDeliveries(res.Redelivered), AlreadyRunning: res.AlreadyRunning})
+}
+
+// fillEndpoints sets the endpoint (scheme and host) of deliveries that lack
+// one — visibility does not return the summary it is kept in — from the
+// subscription store, one lookup per subscription on the page. A
+// subscription deleted since, or of another account, leaves it empty.
+func (s *server) fillEndpoints(ctx context.Context, accountID string, ds []Delivery) {
+	endpoints := map[string]string{}
+	for i := range ds {
+		if ds[i].Endpoint != "" {
+			continue
+		}
+		id := ds[i].SubscriptionID
+		ep, seen := endpoints[id]
+		if !seen {
+			if sub, err := s.cfg.Subscriptions.Get(ctx, id); err == nil && sub.AccountID == accountID {
+				ep = displayEndpoint(sub.URL)
+			}
+			endpoints[id] = ep
+		}
+		ds[i].Endpoint = ep
+	}
+}
+
+// displayEndpoint reduces a URL to scheme and host, as workflow summaries
+// show it: paths and queries often carry tokens.
+func displayEndpoint(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }

@@ -190,3 +190,38 @@ func TestDeliveries_UnavailableLogIs503WithoutDetails(t *testing.T) {
 		}
 	}
 }
+
+// TestListDeliveries_FillsEndpointsFromTheStore: visibility does not return
+// the endpoint, so the list takes it from the account's subscription,
+// scheme and host only; a subscription of another account or a deleted one
+// leaves it empty.
+func TestListDeliveries_FillsEndpointsFromTheStore(t *testing.T) {
+	h := newHarness(t)
+	mine, _ := h.createSubscription(h.acme, `{"url":"https://crm.example.com/hooks?token=secret-path"}`)
+	theirs, _ := h.createSubscription(h.globex, `{"url":"https://globex.example.com/hooks"}`)
+	gone := uuid.NewString()
+	for i, sub := range []string{mine, theirs, gone} {
+		h.dels.add(api.DeliveryDetail{Delivery: api.Delivery{EventID: "evt_ep" + string(rune('a'+i)), SubscriptionID: sub, AccountID: "acme",
+			EventType: "user.created", UserID: "u_1", Status: delivery.StatusDelivered, Attempts: 1, StartedAt: t0}})
+	}
+	var page struct {
+		Deliveries []struct {
+			SubscriptionID string `json:"subscription_id"`
+			Endpoint       string `json:"endpoint"`
+		} `json:"deliveries"`
+	}
+	h.get(h.acme, "/v1/deliveries").want(t, http.StatusOK).decode(t, &page)
+	got := map[string]string{}
+	for _, d := range page.Deliveries {
+		got[d.SubscriptionID] = d.Endpoint
+	}
+	want := map[string]string{mine: "https://crm.example.com", theirs: "", gone: ""}
+	if len(got) != len(want) {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+	for id, ep := range want {
+		if got[id] != ep {
+			t.Errorf("endpoint of %s = %q, want %q", id, got[id], ep)
+		}
+	}
+}
