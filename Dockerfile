@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 
-# Builds the userhooks worker and CLI as static binaries on a distroless base.
+# Builds the userhooks worker, API server and CLI as static binaries on a
+# distroless base.
 #   docker build -t userhooks .
 #   docker compose up --build worker
 
@@ -24,7 +25,9 @@ RUN --mount=type=cache,target=/root/.cache/go-build \
     GOOS=$TARGETOS GOARCH=$TARGETARCH \
       go build -trimpath -ldflags="-s -w" -o /out/worker ./worker && \
     GOOS=$TARGETOS GOARCH=$TARGETARCH \
-      go build -trimpath -ldflags="-s -w" -o /out/userhooks ./cmd/userhooks
+      go build -trimpath -ldflags="-s -w" -o /out/userhooks ./cmd/userhooks && \
+    GOOS=$TARGETOS GOARCH=$TARGETARCH \
+      go build -trimpath -ldflags="-s -w" -o /out/userhooks-api ./cmd/userhooks-api
 
 # /data holds the SQLite store. It has to exist in the image, owned by the
 # runtime user: a named volume mounted there for the first time copies this
@@ -35,6 +38,7 @@ RUN mkdir -p /out/data
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/worker /worker
 COPY --from=build /out/userhooks /userhooks
+COPY --from=build /out/userhooks-api /userhooks-api
 # 65532 is the nonroot user of the distroless images.
 COPY --from=build --chown=65532:65532 /out/data /data
 USER nonroot
