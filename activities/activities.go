@@ -29,6 +29,19 @@ type Activities struct {
 	Logger *zap.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// DisableAfter is how long an endpoint must have been failing, with no
+	// successful delivery, before DisableFailingSubscription turns its
+	// subscription off. Zero (or negative) turns automatic disabling off;
+	// workers use DefaultDisableAfter unless configured otherwise.
+	DisableAfter time.Duration
+	// Operator is where NotifySubscriptionDisabled sends operational
+	// events; nil means they are only logged.
+	Operator *OperatorWebhook
+	// DefaultMaxInFlight is the limit on requests in flight to one
+	// endpoint that MatchSubscriptions gives subscriptions that set none
+	// (MaxInFlight 0); 0 means no limit. Configure every worker alike: the
+	// worker that matches an event decides for its deliveries.
+	DefaultMaxInFlight int
 }
 
 func (a *Activities) now() time.Time {
@@ -63,6 +76,10 @@ type Target struct {
 	Endpoint string
 	// Schedule overrides the default retry schedule when set.
 	Schedule *delivery.Schedule `json:",omitempty"`
+	// MaxInFlight limits the requests in flight to the endpoint across all
+	// workers: the subscription's limit, or the worker's
+	// DefaultMaxInFlight when it sets none. 0 means no limit.
+	MaxInFlight int `json:",omitempty"`
 }
 
 // MatchResult is one page of targets.
@@ -73,7 +90,9 @@ type MatchResult struct {
 }
 
 // MatchSubscriptions returns the enabled subscriptions of the event's
-// account that accept its type, one page at a time, in ID order.
+// account that accept its type, one page at a time, in ID order. A
+// subscription without a concurrency limit gets DefaultMaxInFlight: the
+// result, recorded in history, is what the deliveries apply.
 func (a *Activities) MatchSubscriptions(ctx context.Context, in MatchInput) (MatchResult, error) {
 	if in.Limit <= 0 {
 		return MatchResult{}, fmt.Errorf("match subscriptions: limit %d must be positive", in.Limit)
@@ -84,7 +103,11 @@ func (a *Activities) MatchSubscriptions(ctx context.Context, in MatchInput) (Mat
 	}
 	res := MatchResult{Targets: make([]Target, 0, len(subs)), More: len(subs) == in.Limit}
 	for _, s := range subs {
-		res.Targets = append(res.Targets, Target{SubscriptionID: s.ID, Endpoint: DisplayEndpoint(s.URL), Schedule: s.Schedule})
+		limit := s.MaxInFlight
+		if limit == 0 {
+			limit = max(0, a.DefaultMaxInFlight)
+		}
+		res.Targets = append(res.Targets, Target{SubscriptionID: s.ID, Endpoint: DisplayEndpoint(s.URL), Schedule: s.Schedule, MaxInFlight: limit})
 	}
 	return res, nil
 }
@@ -103,19 +126,46 @@ func DisplayEndpoint(raw string) string {
 // DisableInput names the subscription to disable and why.
 type DisableInput struct {
 	SubscriptionID string
-	Reason         string
+	// Reason is a sentence for the subscription's owner, such as
+	// ReasonGone.
+	Reason string
 }
 
-// DisableSubscription turns a subscription off, for instance after its
-// endpoint answered 410 Gone. It is idempotent.
-func (a *Activities) DisableSubscription(ctx context.Context, in DisableInput) error {
-	err := a.Store.SetEnabled(ctx, in.SubscriptionID, false)
+// ReasonGone is why a subscription whose endpoint answered 410 Gone is
+// disabled.
+const ReasonGone = "endpoint answered 410 Gone"
+
+// DisableResult says whether a disable activity turned a subscription off.
+type DisableResult struct {
+	// Disabled is true when this call disabled the subscription; false
+	// when it was already disabled, deleted, or (DisableFailingSubscription)
+	// not failing long enough.
+	Disabled bool
+	// Notice is the operational event to send with
+	// NotifySubscriptionDisabled; set when Disabled.
+	Notice *OperatorEvent `json:",omitempty"`
+}
+
+// DisableSubscription turns a subscription off at once, for instance after
+// its endpoint answered 410 Gone, and records the reason in its health. It
+// is idempotent: a subscription that is already disabled, or deleted, is
+// left as it is and the result says so. When it disables, it logs a
+// warning and returns the subscription.disabled notice for operators.
+func (a *Activities) DisableSubscription(ctx context.Context, in DisableInput) (DisableResult, error) {
+	reason := in.Reason
+	if reason == "" {
+		reason = "disabled by userhooks"
+	}
+	at := a.now().UTC()
+	changed, err := a.Store.Disable(ctx, in.SubscriptionID, reason, at)
 	if errors.Is(err, subscription.ErrNotFound) {
-		return nil
+		return DisableResult{}, nil
 	}
 	if err != nil {
-		return fmt.Errorf("disable subscription %s: %w", in.SubscriptionID, err)
+		return DisableResult{}, fmt.Errorf("disable subscription %s: %w", in.SubscriptionID, err)
 	}
-	a.logger().Warn("subscription disabled", zap.String("subscription_id", in.SubscriptionID), zap.String("reason", in.Reason))
-	return nil
+	if !changed {
+		return DisableResult{}, nil
+	}
+	return a.disabled(ctx, in.SubscriptionID, reason, at), nil
 }

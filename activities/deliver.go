@@ -122,6 +122,9 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (delivery.Att
 		return rec, fmt.Errorf("load subscription %s: %w", in.SubscriptionID, err)
 	case !sub.Enabled:
 		rec.Skipped, rec.Error = true, "subscription is disabled"
+		if sub.Health.DisabledReason != "" {
+			rec.Error += " (" + sub.Health.DisabledReason + ")"
+		}
 		log.Info("delivery skipped", zap.String("reason", rec.Error))
 		return rec, nil
 	}
@@ -135,6 +138,7 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (delivery.Att
 			Timer(MetricAttemptDuration).Record(elapsed)
 	}
 	log = log.With(zap.String("endpoint", DisplayEndpoint(sub.URL)), zap.Int("status", rec.StatusCode), zap.Int64("duration_ms", rec.DurationMs))
+	a.recordHealth(ctx, log, sub, rec)
 	if rec.Succeeded() {
 		log.Info("delivered")
 		return rec, nil
@@ -144,24 +148,32 @@ func (a *Activities) Deliver(ctx context.Context, in DeliverInput) (delivery.Att
 	return rec, temporal.NewNonRetryableApplicationError(msg, string(rec.Class), nil, rec)
 }
 
-// send performs the HTTP exchange and fills in rec. It reports how long
-// the exchange took, and whether a request was sent at all.
+// send performs the HTTP exchange with the subscription's endpoint and
+// fills in rec. It reports how long the exchange took, and whether a
+// request was sent at all.
 func (s *Sender) send(ctx context.Context, rec *delivery.Attempt, sub subscription.Subscription, msgID string, body []byte) (elapsed time.Duration, sent bool) {
-	if _, err := s.policy.CheckURL(sub.URL); err != nil {
+	return s.post(ctx, rec, sub.URL, msgID, body, sub.ActiveSecrets(rec.StartedAt), "subscription has no active secret")
+}
+
+// post signs body with secrets (Standard Webhooks, message ID msgID, time
+// rec.StartedAt), POSTs it to rawURL if the policy allows, and fills in rec
+// as send does. noSecret is the error recorded when secrets is empty.
+// Errors in rec never hold rawURL's path or query.
+func (s *Sender) post(ctx context.Context, rec *delivery.Attempt, rawURL, msgID string, body []byte, secrets []signature.Secret, noSecret string) (elapsed time.Duration, sent bool) {
+	if _, err := s.policy.CheckURL(rawURL); err != nil {
 		rec.Class, rec.Error = delivery.ClassInvalidURL, err.Error()
 		if egress.IsBlocked(err) {
 			rec.Class = delivery.ClassBlockedAddress
 		}
 		return 0, false
 	}
-	secrets := sub.ActiveSecrets(rec.StartedAt)
 	if len(secrets) == 0 {
-		rec.Class, rec.Error = delivery.ClassInternal, "subscription has no active secret"
+		rec.Class, rec.Error = delivery.ClassInternal, noSecret
 		return 0, false
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
-		rec.Class, rec.Error = delivery.ClassInvalidURL, "cannot build request: "+redactURL(err.Error(), sub.URL)
+		rec.Class, rec.Error = delivery.ClassInvalidURL, "cannot build request: "+redactURL(err.Error(), rawURL)
 		return 0, false
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -173,7 +185,7 @@ func (s *Sender) send(ctx context.Context, rec *delivery.Attempt, sub subscripti
 	if err != nil {
 		elapsed = time.Since(start)
 		rec.DurationMs = elapsed.Milliseconds()
-		rec.Class, rec.Error = classifyTransportError(err), redactURL(err.Error(), sub.URL)
+		rec.Class, rec.Error = classifyTransportError(err), redactURL(err.Error(), rawURL)
 		return elapsed, true
 	}
 	defer resp.Body.Close()

@@ -39,9 +39,43 @@ type subscriptionView struct {
 	Description string        `json:"description"`
 	Enabled     bool          `json:"enabled"`
 	Schedule    *scheduleView `json:"schedule"`
+	MaxInFlight int           `json:"max_in_flight"`
 	Secrets     []secretView  `json:"secrets"`
 	CreatedAt   time.Time     `json:"created_at"`
 	UpdatedAt   time.Time     `json:"updated_at"`
+	Health      healthView    `json:"health"`
+}
+
+// healthView is what the store knows of a subscription's endpoint (see
+// subscription.Health); each field is null when unset.
+type healthView struct {
+	// LastSuccessAt is when a delivery last succeeded (at most a minute
+	// behind the latest success).
+	LastSuccessAt *time.Time `json:"last_success_at"`
+	// FailingSince is when the endpoint started failing; null while it is
+	// not failing. Automatic disabling measures from it.
+	FailingSince *time.Time `json:"failing_since"`
+	// DisabledReason says why userhooks disabled the subscription; null
+	// while enabled, and when its owner paused it.
+	DisabledReason *string `json:"disabled_reason"`
+	// DisabledAt is when the subscription was disabled, by userhooks or
+	// its owner.
+	DisabledAt *time.Time `json:"disabled_at"`
+}
+
+func viewHealth(h subscription.Health) healthView {
+	at := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	v := healthView{LastSuccessAt: at(h.LastSuccessAt), FailingSince: at(h.FailingSince), DisabledAt: at(h.DisabledAt)}
+	if h.DisabledReason != "" {
+		reason := h.DisabledReason
+		v.DisabledReason = &reason
+	}
+	return v
 }
 
 // scheduleView is a retry schedule override as the API shows it.
@@ -81,9 +115,11 @@ func (s *server) view(sub subscription.Subscription) subscriptionView {
 		EventTypes:  sub.EventTypes,
 		Description: sub.Description,
 		Enabled:     sub.Enabled,
+		MaxInFlight: sub.MaxInFlight,
 		Secrets:     make([]secretView, len(sub.Secrets)),
 		CreatedAt:   sub.CreatedAt,
 		UpdatedAt:   sub.UpdatedAt,
+		Health:      viewHealth(sub.Health),
 	}
 	if v.EventTypes == nil {
 		v.EventTypes = []string{}
@@ -115,6 +151,7 @@ type createSubscriptionRequest struct {
 	Description string             `json:"description"`
 	Schedule    *delivery.Schedule `json:"schedule"`
 	Enabled     *bool              `json:"enabled"`
+	MaxInFlight int                `json:"max_in_flight"`
 }
 
 func (s *server) createSubscription(w http.ResponseWriter, r *http.Request, key apikey.Key) error {
@@ -140,6 +177,7 @@ func (s *server) createSubscription(w http.ResponseWriter, r *http.Request, key 
 		Description: req.Description,
 		Enabled:     req.Enabled == nil || *req.Enabled,
 		Schedule:    req.Schedule,
+		MaxInFlight: req.MaxInFlight,
 		Secrets:     []subscription.Secret{{Key: secret}},
 	}
 	if err := s.validate(r.Context(), sub, true); err != nil {
@@ -249,7 +287,7 @@ func (s *server) getSubscription(w http.ResponseWriter, r *http.Request, key api
 }
 
 // patchFields are the fields PATCH may change.
-var patchFields = []string{"url", "event_types", "description", "schedule"}
+var patchFields = []string{"url", "event_types", "description", "schedule", "max_in_flight"}
 
 func (s *server) patchSubscription(w http.ResponseWriter, r *http.Request, key apikey.Key) error {
 	if err := parseQuery(r).err(); err != nil {
@@ -298,9 +336,9 @@ func (s *server) patchSubscription(w http.ResponseWriter, r *http.Request, key a
 
 // applyPatch applies a JSON merge patch (RFC 7396) to the patchable fields
 // of sub: a field set to null returns to its default (no URL, all event
-// types, no description, the default schedule); an object given for
-// schedule is merged into the current schedule, or into the default one
-// when none is set.
+// types, no description, the default schedule, no concurrency limit of its
+// own); an object given for schedule is merged into the current schedule,
+// or into the default one when none is set.
 func applyPatch(sub *subscription.Subscription, patch map[string]json.RawMessage) error {
 	for _, name := range patchFields {
 		raw, ok := patch[name]
@@ -331,6 +369,11 @@ func applyPatch(sub *subscription.Subscription, patch map[string]json.RawMessage
 				continue
 			}
 			sub.Schedule, err = mergeSchedule(sub.Schedule, raw)
+		case "max_in_flight":
+			sub.MaxInFlight = 0
+			if !isNull {
+				err = decodeField(name, raw, &sub.MaxInFlight)
+			}
 		}
 		if err != nil {
 			return err

@@ -35,9 +35,10 @@ type subAnswer struct {
 		Active    bool       `json:"active"`
 		ExpiresAt *time.Time `json:"expires_at"`
 	} `json:"secrets"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Secret    string    `json:"secret"`
+	CreatedAt time.Time    `json:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
+	Health    healthAnswer `json:"health"`
+	Secret    string       `json:"secret"`
 }
 
 func TestCreateSubscription_ShowsTheSecretOnceAndNeverAgain(t *testing.T) {

@@ -68,6 +68,15 @@ type env struct {
 	taskQueue string
 	publisher *starter.Publisher
 	worker    worker.Worker
+	// storePath is the store's SQLite file, for a worker of another
+	// process.
+	storePath string
+	// sender is what startWorker's workers deliver with; nil means the
+	// loopback policy with a 5 s request timeout.
+	sender *activities.Sender
+	// tune, when set, adjusts the activities of startWorker's workers
+	// (endpoint health settings, say) before they start.
+	tune func(*activities.Activities)
 }
 
 // loopback lets deliveries reach httptest receivers, which the default
@@ -83,14 +92,23 @@ func newEnv(t *testing.T) *env {
 // a client whose data converter encrypts payloads.
 func newEnvWithClient(t *testing.T, c client.Client) *env {
 	t.Helper()
-	store, err := subscription.OpenSQLite(filepath.Join(t.TempDir(), "subs.db"))
+	e := newEnvWithoutWorker(t, c)
+	e.worker = e.startWorker()
+	return e
+}
+
+// newEnvWithoutWorker is newEnvWithClient without a worker, for tests that
+// start their own (with another sender, or in another process).
+func newEnvWithoutWorker(t *testing.T, c client.Client) *env {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "subs.db")
+	store, err := subscription.OpenSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := &env{t: t, client: c, store: store, taskQueue: "tq-" + t.Name()}
+	e := &env{t: t, client: c, store: store, storePath: path, taskQueue: "tq-" + t.Name()}
 	e.publisher = starter.New(e.client, starter.Options{TaskQueue: e.taskQueue})
-	e.worker = e.startWorker()
 	return e
 }
 
@@ -98,12 +116,20 @@ func newEnvWithClient(t *testing.T, c client.Client) *env {
 // at the end unless the test stopped it before.
 func (e *env) startWorker() worker.Worker {
 	e.t.Helper()
+	sender := e.sender
+	if sender == nil {
+		sender = activities.NewSender(loopback, 5*time.Second)
+	}
 	w := worker.New(e.client, e.taskQueue, worker.Options{})
-	workflows.Register(w, &activities.Activities{
+	acts := &activities.Activities{
 		Store:  e.store,
-		Sender: activities.NewSender(loopback, 5*time.Second),
+		Sender: sender,
 		Logger: zaptest.NewLogger(e.t),
-	})
+	}
+	if e.tune != nil {
+		e.tune(acts)
+	}
+	workflows.Register(w, acts)
 	if err := w.Start(); err != nil {
 		e.t.Fatal(err)
 	}

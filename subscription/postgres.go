@@ -264,6 +264,7 @@ func (st *PostgresStore) Create(ctx context.Context, s *Subscription) error {
 	if n.UpdatedAt.IsZero() {
 		n.UpdatedAt = n.CreatedAt
 	}
+	n.Health = Health{}
 	if err := postgresValidate(n, n.Validate()); err != nil {
 		return fmt.Errorf("create subscription: %w", err)
 	}
@@ -272,11 +273,11 @@ func (st *PostgresStore) Create(ctx context.Context, s *Subscription) error {
 		return fmt.Errorf("create subscription %s: %w", n.ID, err)
 	}
 	tag, err := st.pool.Exec(ctx, `
-INSERT INTO subscriptions (id, account_id, url, event_types, description, enabled, secrets, schedule, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+INSERT INTO subscriptions (id, account_id, url, event_types, description, enabled, secrets, schedule, created_at, updated_at, max_in_flight)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (id) DO NOTHING`,
 		n.ID, n.AccountID, n.URL, postgresTypes(n.EventTypes), n.Description, n.Enabled, secrets, schedule,
-		n.CreatedAt, n.UpdatedAt)
+		n.CreatedAt, n.UpdatedAt, n.MaxInFlight)
 	if err == nil && tag.RowsAffected() == 0 {
 		err = ErrAlreadyExists
 	}
@@ -298,14 +299,17 @@ func (st *PostgresStore) Update(ctx context.Context, s *Subscription) error {
 	if err != nil {
 		return fmt.Errorf("update subscription %s: %w", n.ID, err)
 	}
-	var created time.Time
+	var (
+		created time.Time
+		h       postgresHealth
+	)
 	err = st.pool.QueryRow(ctx, `
 UPDATE subscriptions
-SET url = $1, event_types = $2, description = $3, enabled = $4, secrets = $5, schedule = $6, updated_at = $7
+SET url = $3, event_types = $4, description = $5, secrets = $6, schedule = $7, max_in_flight = $10, updated_at = $2, enabled = $1,`+postgresEnabledHealth+`
 WHERE id = $8 AND account_id = $9
-RETURNING created_at`,
-		n.URL, postgresTypes(n.EventTypes), n.Description, n.Enabled, secrets, schedule, n.UpdatedAt,
-		n.ID, n.AccountID).Scan(&created)
+RETURNING created_at, `+postgresHealthColumns,
+		n.Enabled, n.UpdatedAt, n.URL, postgresTypes(n.EventTypes), n.Description, secrets, schedule,
+		n.ID, n.AccountID, n.MaxInFlight).Scan(&created, &h.lastSuccessAt, &h.failingSince, &h.disabledReason, &h.disabledAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = ErrNotFound
 	}
@@ -313,16 +317,26 @@ RETURNING created_at`,
 		return fmt.Errorf("update subscription %s: %w", n.ID, err)
 	}
 	n.CreatedAt = created.UTC()
+	n.Health = h.decode()
 	*s = n
 	return nil
 }
+
+// postgresEnabledHealth is the part of a SET clause that keeps the health
+// columns in step with a change of enabled to $1 at time $2 (see
+// Store.SetEnabled). SET expressions read the row as it was before the
+// statement, so enabled there is the old value.
+const postgresEnabledHealth = `
+	failing_since   = CASE WHEN $1 AND NOT enabled THEN NULL ELSE failing_since END,
+	disabled_reason = CASE WHEN $1 = enabled THEN disabled_reason END,
+	disabled_at     = CASE WHEN $1 = enabled THEN disabled_at WHEN $1 THEN NULL ELSE $2::timestamptz END`
 
 // SetEnabled implements Store.
 func (st *PostgresStore) SetEnabled(ctx context.Context, id string, enabled bool) error {
 	err := ErrNotFound
 	if postgresText(id) {
 		var tag pgconn.CommandTag
-		tag, err = st.pool.Exec(ctx, `UPDATE subscriptions SET enabled = $1, updated_at = $2 WHERE id = $3`,
+		tag, err = st.pool.Exec(ctx, `UPDATE subscriptions SET enabled = $1, updated_at = $2,`+postgresEnabledHealth+` WHERE id = $3`,
 			enabled, storedTime(time.Now()), id)
 		if err == nil && tag.RowsAffected() == 0 {
 			err = ErrNotFound
@@ -332,6 +346,96 @@ func (st *PostgresStore) SetEnabled(ctx context.Context, id string, enabled bool
 		return fmt.Errorf("set subscription %s enabled=%t: %w", id, enabled, err)
 	}
 	return nil
+}
+
+// RecordAttempt implements Store. Both statements match no row when there
+// is nothing to change, so a healthy endpoint's successes write nothing.
+func (st *PostgresStore) RecordAttempt(ctx context.Context, id string, ok bool, at time.Time) error {
+	if at.IsZero() {
+		return fmt.Errorf("record attempt of subscription %s: the attempt's time is required", id)
+	}
+	err := ErrNotFound
+	if postgresText(id) {
+		at = storedTime(at)
+		var tag pgconn.CommandTag
+		if ok {
+			tag, err = st.pool.Exec(ctx, `
+UPDATE subscriptions
+SET last_success_at = GREATEST(last_success_at, $1),
+    failing_since   = CASE WHEN failing_since > $1 THEN failing_since END
+WHERE id = $2 AND (failing_since <= $1 OR last_success_at IS NULL OR last_success_at < $3)`,
+				at, id, at.Add(-LastSuccessResolution))
+		} else {
+			tag, err = st.pool.Exec(ctx, `
+UPDATE subscriptions
+SET failing_since = $1
+WHERE id = $2 AND (failing_since IS NULL OR failing_since > $1) AND (last_success_at IS NULL OR last_success_at < $1)`,
+				at, id)
+		}
+		if err == nil {
+			_, err = st.changedOrExists(ctx, tag, id)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("record attempt of subscription %s (success=%t): %w", id, ok, err)
+	}
+	return nil
+}
+
+// Disable implements Store.
+func (st *PostgresStore) Disable(ctx context.Context, id, reason string, at time.Time) (bool, error) {
+	return st.disable(ctx, id, reason, at, time.Time{})
+}
+
+// DisableIfFailing implements Store.
+func (st *PostgresStore) DisableIfFailing(ctx context.Context, id, reason string, failingBefore, at time.Time) (bool, error) {
+	if failingBefore.IsZero() {
+		return false, fmt.Errorf("disable subscription %s if failing: the failure clock's limit is required", id)
+	}
+	return st.disable(ctx, id, reason, at, failingBefore)
+}
+
+// disable disables an enabled subscription; when failingBefore is not zero,
+// only one failing since then or earlier.
+func (st *PostgresStore) disable(ctx context.Context, id, reason string, at, failingBefore time.Time) (bool, error) {
+	if err := checkDisable(reason, at); err != nil {
+		return false, fmt.Errorf("disable subscription %s: %w", id, err)
+	}
+	var changed bool
+	err := ErrNotFound
+	if postgresText(id) {
+		query := `UPDATE subscriptions SET enabled = false, disabled_reason = $1, disabled_at = $2, updated_at = $2 WHERE id = $3 AND enabled`
+		args := []any{reason, storedTime(at), id}
+		if !failingBefore.IsZero() {
+			query += ` AND failing_since <= $4`
+			args = append(args, storedTime(failingBefore))
+		}
+		var tag pgconn.CommandTag
+		tag, err = st.pool.Exec(ctx, query, args...)
+		if err == nil {
+			changed, err = st.changedOrExists(ctx, tag, id)
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("disable subscription %s: %w", id, err)
+	}
+	return changed, nil
+}
+
+// changedOrExists reports whether a conditional UPDATE changed the row of
+// id; when it did not, it returns ErrNotFound if there is no such row.
+func (st *PostgresStore) changedOrExists(ctx context.Context, tag pgconn.CommandTag, id string) (bool, error) {
+	if tag.RowsAffected() > 0 {
+		return true, nil
+	}
+	var exists bool
+	if err := st.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM subscriptions WHERE id = $1)`, id).Scan(&exists); err != nil {
+		return false, err
+	}
+	if !exists {
+		return false, ErrNotFound
+	}
+	return false, nil
 }
 
 // Delete implements Store.
@@ -354,7 +458,11 @@ func (st *PostgresStore) Delete(ctx context.Context, id string) error {
 // subscriptions; the (account_id, id) index yields rows in ID order, and the
 // scan stops after LIMIT matches.
 const (
-	postgresColumns = `id, account_id, url, event_types, description, enabled, secrets, schedule, created_at, updated_at`
+	postgresColumns = `id, account_id, url, event_types, description, enabled, secrets, schedule, created_at, updated_at, ` + postgresHealthColumns + `, max_in_flight`
+
+	// postgresHealthColumns are the health columns, in postgresHealth's
+	// order.
+	postgresHealthColumns = `last_success_at, failing_since, disabled_reason, disabled_at`
 
 	postgresGetQuery = `SELECT ` + postgresColumns + ` FROM subscriptions WHERE id = $1`
 
@@ -444,7 +552,9 @@ func (st *PostgresStore) query(ctx context.Context, query string, args ...any) (
 	for rows.Next() {
 		var r postgresRow
 		if err := rows.Scan(&r.id, &r.accountID, &r.url, &r.eventTypes, &r.description, &r.enabled,
-			&r.secrets, &r.schedule, &r.createdAt, &r.updatedAt); err != nil {
+			&r.secrets, &r.schedule, &r.createdAt, &r.updatedAt,
+			&r.health.lastSuccessAt, &r.health.failingSince, &r.health.disabledReason, &r.health.disabledAt,
+			&r.maxInFlight); err != nil {
 			return nil, err
 		}
 		s, err := r.decode()
@@ -521,6 +631,29 @@ type postgresRow struct {
 	enabled                         bool
 	secrets, schedule               []byte
 	createdAt, updatedAt            time.Time
+	health                          postgresHealth
+	maxInFlight                     int32
+}
+
+// postgresHealth is the health columns of a row; nil is NULL.
+type postgresHealth struct {
+	lastSuccessAt, failingSince, disabledAt *time.Time
+	disabledReason                          *string
+}
+
+func (h postgresHealth) decode() Health {
+	// pgx returns times in the local zone.
+	utc := func(t *time.Time) time.Time {
+		if t == nil {
+			return time.Time{}
+		}
+		return t.UTC()
+	}
+	out := Health{LastSuccessAt: utc(h.lastSuccessAt), FailingSince: utc(h.failingSince), DisabledAt: utc(h.disabledAt)}
+	if h.disabledReason != nil {
+		out.DisabledReason = *h.disabledReason
+	}
+	return out
 }
 
 // decode turns a stored row into a Subscription. Its errors never quote the
@@ -532,9 +665,11 @@ func (r postgresRow) decode() (Subscription, error) {
 		URL:         r.url,
 		Description: r.description,
 		Enabled:     r.enabled,
+		MaxInFlight: int(r.maxInFlight),
 		// pgx returns times in the local zone.
 		CreatedAt: r.createdAt.UTC(),
 		UpdatedAt: r.updatedAt.UTC(),
+		Health:    r.health.decode(),
 	}
 	if len(r.eventTypes) > 0 {
 		s.EventTypes = r.eventTypes

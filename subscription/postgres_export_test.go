@@ -4,4 +4,7 @@ package subscription
 var (
 	PostgresSchemaVersion = len(postgresMigrations)
 	PostgresVersionTable  = postgresVersionTable
+	// PostgresMigration1 is the first shipped schema, to build a database
+	// as an older release left it.
+	PostgresMigration1 = postgresMigrations[0]
 )

@@ -50,6 +50,23 @@ CREATE TABLE subscriptions (
 -- select too little to be worth its writes.
 CREATE INDEX subscriptions_account_id_id ON subscriptions (account_id, id);
 `,
+	// 2: endpoint health (see Health), written by RecordAttempt, Disable,
+	// DisableIfFailing and SetEnabled. Nullable columns without a default:
+	// adding them rewrites no row. NULL means none.
+	`
+ALTER TABLE subscriptions
+	ADD COLUMN last_success_at timestamptz,
+	ADD COLUMN failing_since   timestamptz,
+	ADD COLUMN disabled_reason text,
+	ADD COLUMN disabled_at     timestamptz;
+`,
+	// 3: the per-endpoint concurrency limit (Subscription.MaxInFlight); 0
+	// means none, which is what existing subscriptions get. A constant
+	// default: adding the column rewrites no row.
+	`
+ALTER TABLE subscriptions
+	ADD COLUMN max_in_flight integer NOT NULL DEFAULT 0 CHECK (max_in_flight >= 0);
+`,
 }
 
 // postgresVersionTable records the applied migrations. Not "schema_version":

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/userhooks/userhooks/signature"
 	"github.com/userhooks/userhooks/subscription"
 	"github.com/userhooks/userhooks/subscription/storetest"
 )
@@ -228,6 +229,56 @@ func TestOpenPostgres_ReopenKeepsDataAndMigratesNothing(t *testing.T) {
 	}
 }
 
+// TestOpenPostgres_UpgradesAVersion1Database opens a database as the first
+// release left it: its subscriptions are kept, with no health yet, and the
+// store records health from then on.
+func TestOpenPostgres_UpgradesAVersion1Database(t *testing.T) {
+	ctx := t.Context()
+	dsn, _ := newPostgresSchema(t)
+	key, err := signature.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "01a2088a-0000-7000-8000-000000000001"
+	db := connect(t, dsn)
+	for _, stmt := range []string{
+		`CREATE TABLE ` + subscription.PostgresVersionTable + ` (version integer NOT NULL PRIMARY KEY, applied_at timestamptz NOT NULL)`,
+		subscription.PostgresMigration1,
+		`INSERT INTO ` + subscription.PostgresVersionTable + ` VALUES (1, now())`,
+		`INSERT INTO subscriptions (id, account_id, url, event_types, description, enabled, secrets, created_at, updated_at)
+		 VALUES ('` + id + `', 'acct_v1', 'https://receiver.example/hooks', '{}', 'from v1', false, '[{"key":"` + key.Reveal() + `"}]',
+		         '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z')`,
+	} {
+		if _, err := db.Exec(ctx, stmt); err != nil {
+			t.Fatalf("build a version 1 database: %v", err)
+		}
+	}
+
+	st := openPostgres(t, dsn)
+	defer st.Close()
+	got, err := st.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("Get after upgrading: %v", err)
+	}
+	if got.Description != "from v1" || got.Enabled || got.Health != (subscription.Health{}) {
+		t.Errorf("after upgrading: Description %q, Enabled %t, Health %+v; want the v1 row with no health", got.Description, got.Enabled, got.Health)
+	}
+	if err := st.SetEnabled(ctx, id, true); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	if err := st.RecordAttempt(ctx, id, false, at); err != nil {
+		t.Fatalf("RecordAttempt after upgrading: %v", err)
+	}
+	if got, err := st.Get(ctx, id); err != nil || got.Health.FailingSince != at {
+		t.Errorf("after upgrading and recording a failure: Health = %+v, %v; want FailingSince %v", got.Health, err, at)
+	}
+	var version int
+	if err := db.QueryRow(ctx, `SELECT MAX(version) FROM `+subscription.PostgresVersionTable).Scan(&version); err != nil || version != subscription.PostgresSchemaVersion {
+		t.Errorf("schema version %d, %v; want %d", version, err, subscription.PostgresSchemaVersion)
+	}
+}
+
 func TestOpenPostgres_RefusesNewerSchema(t *testing.T) {
 	dsn, _ := newPostgresSchema(t)
 	openPostgres(t, dsn).Close()
@@ -347,10 +398,15 @@ func TestPostgresStore_TextPostgresCannotHold(t *testing.T) {
 
 	for _, id := range []string{"\xff", stored[0] + "\x00"} {
 		_, getErr := st.Get(ctx, id)
+		_, disableErr := st.Disable(ctx, id, "a reason", time.Now())
+		_, disableIfErr := st.DisableIfFailing(ctx, id, "a reason", time.Now(), time.Now())
 		for op, err := range map[string]error{
-			"Get":        getErr,
-			"SetEnabled": st.SetEnabled(ctx, id, false),
-			"Delete":     st.Delete(ctx, id),
+			"Get":              getErr,
+			"SetEnabled":       st.SetEnabled(ctx, id, false),
+			"RecordAttempt":    st.RecordAttempt(ctx, id, false, time.Now()),
+			"Disable":          disableErr,
+			"DisableIfFailing": disableIfErr,
+			"Delete":           st.Delete(ctx, id),
 		} {
 			if !errors.Is(err, subscription.ErrNotFound) {
 				t.Errorf("%s(%q): err = %v, want ErrNotFound", op, id, err)

@@ -150,6 +150,7 @@ func (st *SQLiteStore) Create(ctx context.Context, s *Subscription) error {
 	if n.UpdatedAt.IsZero() {
 		n.UpdatedAt = n.CreatedAt
 	}
+	n.Health = Health{}
 	if err := n.Validate(); err != nil {
 		return fmt.Errorf("create subscription: %w", err)
 	}
@@ -159,11 +160,11 @@ func (st *SQLiteStore) Create(ctx context.Context, s *Subscription) error {
 	}
 	err = st.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `
-INSERT INTO subscriptions (id, account_id, url, description, enabled, secrets, schedule, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO subscriptions (id, account_id, url, description, enabled, secrets, schedule, created_at, updated_at, max_in_flight)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING`,
 			n.ID, n.AccountID, n.URL, n.Description, n.Enabled, secrets, schedule,
-			formatTime(n.CreatedAt), formatTime(n.UpdatedAt))
+			formatTime(n.CreatedAt), formatTime(n.UpdatedAt), n.MaxInFlight)
 		if err != nil {
 			return err
 		}
@@ -193,14 +194,17 @@ func (st *SQLiteStore) Update(ctx context.Context, s *Subscription) error {
 		return fmt.Errorf("update subscription %s: %w", n.ID, err)
 	}
 	err = st.writeTx(ctx, func(tx *sql.Tx) error {
-		var created string
+		var (
+			created string
+			h       sqliteHealth
+		)
 		err := tx.QueryRowContext(ctx, `
 UPDATE subscriptions
-SET url = ?, description = ?, enabled = ?, secrets = ?, schedule = ?, updated_at = ?
-WHERE id = ? AND account_id = ?
-RETURNING created_at`,
-			n.URL, n.Description, n.Enabled, secrets, schedule, formatTime(n.UpdatedAt),
-			n.ID, n.AccountID).Scan(&created)
+SET url = ?3, description = ?4, secrets = ?5, schedule = ?6, max_in_flight = ?9, updated_at = ?2, enabled = ?1,`+sqliteEnabledHealth+`
+WHERE id = ?7 AND account_id = ?8
+RETURNING created_at, `+sqliteHealthColumns,
+			n.Enabled, formatTime(n.UpdatedAt), n.URL, n.Description, secrets, schedule,
+			n.ID, n.AccountID, n.MaxInFlight).Scan(&created, &h.lastSuccessAt, &h.failingSince, &h.disabledReason, &h.disabledAt)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -209,6 +213,9 @@ RETURNING created_at`,
 		}
 		if n.CreatedAt, err = parseTime(created); err != nil {
 			return fmt.Errorf("created_at: %w", err)
+		}
+		if n.Health, err = h.decode(); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM subscription_event_types WHERE subscription_id = ?`, n.ID); err != nil {
 			return err
@@ -222,9 +229,18 @@ RETURNING created_at`,
 	return nil
 }
 
+// sqliteEnabledHealth is the part of a SET clause that keeps the health
+// columns in step with a change of enabled to ?1 at time ?2 (see
+// Store.SetEnabled). SET expressions read the row as it was before the
+// statement, so enabled there is the old value.
+const sqliteEnabledHealth = `
+	failing_since   = CASE WHEN ?1 AND NOT enabled THEN NULL ELSE failing_since END,
+	disabled_reason = CASE WHEN ?1 = enabled THEN disabled_reason ELSE NULL END,
+	disabled_at     = CASE WHEN ?1 = enabled THEN disabled_at WHEN ?1 THEN NULL ELSE ?2 END`
+
 // SetEnabled implements Store.
 func (st *SQLiteStore) SetEnabled(ctx context.Context, id string, enabled bool) error {
-	res, err := st.w.ExecContext(ctx, `UPDATE subscriptions SET enabled = ?, updated_at = ? WHERE id = ?`,
+	res, err := st.w.ExecContext(ctx, `UPDATE subscriptions SET enabled = ?1, updated_at = ?2,`+sqliteEnabledHealth+` WHERE id = ?3`,
 		enabled, formatTime(time.Now()), id)
 	if err == nil {
 		err = mustAffectOne(res)
@@ -233,6 +249,90 @@ func (st *SQLiteStore) SetEnabled(ctx context.Context, id string, enabled bool) 
 		return fmt.Errorf("set subscription %s enabled=%t: %w", id, enabled, err)
 	}
 	return nil
+}
+
+// RecordAttempt implements Store. Both statements match no row when there
+// is nothing to change, so a healthy endpoint's successes write nothing.
+func (st *SQLiteStore) RecordAttempt(ctx context.Context, id string, ok bool, at time.Time) error {
+	if at.IsZero() {
+		return fmt.Errorf("record attempt of subscription %s: the attempt's time is required", id)
+	}
+	var (
+		res sql.Result
+		err error
+	)
+	if ok {
+		res, err = st.w.ExecContext(ctx, `
+UPDATE subscriptions
+SET last_success_at = CASE WHEN last_success_at IS NULL OR last_success_at < ?1 THEN ?1 ELSE last_success_at END,
+    failing_since   = CASE WHEN failing_since > ?1 THEN failing_since END
+WHERE id = ?2 AND (failing_since <= ?1 OR last_success_at IS NULL OR last_success_at < ?3)`,
+			formatTime(at), id, formatTime(at.Add(-LastSuccessResolution)))
+	} else {
+		res, err = st.w.ExecContext(ctx, `
+UPDATE subscriptions
+SET failing_since = ?1
+WHERE id = ?2 AND (failing_since IS NULL OR failing_since > ?1) AND (last_success_at IS NULL OR last_success_at < ?1)`,
+			formatTime(at), id)
+	}
+	if err == nil {
+		_, err = st.changedOrExists(ctx, res, id)
+	}
+	if err != nil {
+		return fmt.Errorf("record attempt of subscription %s (success=%t): %w", id, ok, err)
+	}
+	return nil
+}
+
+// Disable implements Store.
+func (st *SQLiteStore) Disable(ctx context.Context, id, reason string, at time.Time) (bool, error) {
+	return st.disable(ctx, id, reason, at, time.Time{})
+}
+
+// DisableIfFailing implements Store.
+func (st *SQLiteStore) DisableIfFailing(ctx context.Context, id, reason string, failingBefore, at time.Time) (bool, error) {
+	if failingBefore.IsZero() {
+		return false, fmt.Errorf("disable subscription %s if failing: the failure clock's limit is required", id)
+	}
+	return st.disable(ctx, id, reason, at, failingBefore)
+}
+
+// disable disables an enabled subscription; when failingBefore is not zero,
+// only one failing since then or earlier.
+func (st *SQLiteStore) disable(ctx context.Context, id, reason string, at, failingBefore time.Time) (bool, error) {
+	if err := checkDisable(reason, at); err != nil {
+		return false, fmt.Errorf("disable subscription %s: %w", id, err)
+	}
+	query := `UPDATE subscriptions SET enabled = 0, disabled_reason = ?1, disabled_at = ?2, updated_at = ?2 WHERE id = ?3 AND enabled = 1`
+	args := []any{reason, formatTime(at), id}
+	if !failingBefore.IsZero() {
+		query += ` AND failing_since <= ?4`
+		args = append(args, formatTime(failingBefore))
+	}
+	res, err := st.w.ExecContext(ctx, query, args...)
+	var changed bool
+	if err == nil {
+		changed, err = st.changedOrExists(ctx, res, id)
+	}
+	if err != nil {
+		return false, fmt.Errorf("disable subscription %s: %w", id, err)
+	}
+	return changed, nil
+}
+
+// changedOrExists reports whether a conditional UPDATE changed the row of
+// id; when it did not, it returns ErrNotFound if there is no such row.
+func (st *SQLiteStore) changedOrExists(ctx context.Context, res sql.Result, id string) (bool, error) {
+	n, err := res.RowsAffected()
+	if err != nil || n > 0 {
+		return n > 0, err
+	}
+	var one int
+	err = st.r.QueryRowContext(ctx, `SELECT 1 FROM subscriptions WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, ErrNotFound
+	}
+	return false, err
 }
 
 // Delete implements Store.
@@ -261,7 +361,11 @@ func (st *SQLiteStore) Delete(ctx context.Context, id string) error {
 // consistent snapshot. The page is chosen in a subquery, so LIMIT counts
 // subscriptions, not rows.
 const (
-	selectColumns = `s.id, s.account_id, s.url, s.description, s.enabled, s.secrets, s.schedule, s.created_at, s.updated_at, et.event_type`
+	selectColumns = `s.id, s.account_id, s.url, s.description, s.enabled, s.secrets, s.schedule, s.created_at, s.updated_at,
+	s.last_success_at, s.failing_since, s.disabled_reason, s.disabled_at, s.max_in_flight, et.event_type`
+
+	// sqliteHealthColumns are the health columns, in sqliteHealth's order.
+	sqliteHealthColumns = `last_success_at, failing_since, disabled_reason, disabled_at`
 
 	getQuery = `
 SELECT ` + selectColumns + `
@@ -351,7 +455,9 @@ func (st *SQLiteStore) query(ctx context.Context, query string, args ...any) ([]
 			eventType sql.NullString
 		)
 		if err := rows.Scan(&row.id, &row.accountID, &row.url, &row.description, &row.enabled,
-			&row.secrets, &row.schedule, &row.createdAt, &row.updatedAt, &eventType); err != nil {
+			&row.secrets, &row.schedule, &row.createdAt, &row.updatedAt,
+			&row.health.lastSuccessAt, &row.health.failingSince, &row.health.disabledReason, &row.health.disabledAt,
+			&row.maxInFlight, &eventType); err != nil {
 			return nil, err
 		}
 		if len(subs) == 0 || subs[len(subs)-1].ID != row.id {
@@ -411,6 +517,37 @@ type sqliteRow struct {
 	secrets                         string
 	schedule                        sql.NullString
 	createdAt, updatedAt            string
+	health                          sqliteHealth
+	maxInFlight                     int
+}
+
+// sqliteHealth is the health columns of a row as stored.
+type sqliteHealth struct {
+	lastSuccessAt, failingSince, disabledReason, disabledAt sql.NullString
+}
+
+func (h sqliteHealth) decode() (Health, error) {
+	var out Health
+	for _, c := range []struct {
+		name string
+		col  sql.NullString
+		dst  *time.Time
+	}{
+		{"last_success_at", h.lastSuccessAt, &out.LastSuccessAt},
+		{"failing_since", h.failingSince, &out.FailingSince},
+		{"disabled_at", h.disabledAt, &out.DisabledAt},
+	} {
+		if !c.col.Valid {
+			continue
+		}
+		t, err := parseTime(c.col.String)
+		if err != nil {
+			return Health{}, fmt.Errorf("%s: %w", c.name, err)
+		}
+		*c.dst = t
+	}
+	out.DisabledReason = h.disabledReason.String
+	return out, nil
 }
 
 // storedSecret is one element of the secrets column.
@@ -451,6 +588,7 @@ func (r sqliteRow) decode() (Subscription, error) {
 		URL:         r.url,
 		Description: r.description,
 		Enabled:     r.enabled,
+		MaxInFlight: r.maxInFlight,
 	}
 	var err error
 	if s.CreatedAt, err = parseTime(r.createdAt); err != nil {
@@ -458,6 +596,9 @@ func (r sqliteRow) decode() (Subscription, error) {
 	}
 	if s.UpdatedAt, err = parseTime(r.updatedAt); err != nil {
 		return Subscription{}, fmt.Errorf("subscription %s: updated_at: %w", r.id, err)
+	}
+	if s.Health, err = r.health.decode(); err != nil {
+		return Subscription{}, fmt.Errorf("subscription %s: %w", r.id, err)
 	}
 	if r.schedule.Valid {
 		var sched delivery.Schedule

@@ -44,6 +44,21 @@ CREATE TABLE IF NOT EXISTS subscription_event_types (
 	PRIMARY KEY (subscription_id, event_type)
 );
 `,
+	// 2: endpoint health (see Health), written by RecordAttempt, Disable,
+	// DisableIfFailing and SetEnabled. ADD COLUMN has no IF NOT EXISTS in
+	// SQLite; the migration transaction makes the four all or nothing.
+	// Times as in migration 1; NULL means none.
+	`
+ALTER TABLE subscriptions ADD COLUMN last_success_at TEXT;
+ALTER TABLE subscriptions ADD COLUMN failing_since   TEXT;
+ALTER TABLE subscriptions ADD COLUMN disabled_reason TEXT;
+ALTER TABLE subscriptions ADD COLUMN disabled_at     TEXT;
+`,
+	// 3: the per-endpoint concurrency limit (Subscription.MaxInFlight); 0
+	// means none, which is what existing subscriptions get.
+	`
+ALTER TABLE subscriptions ADD COLUMN max_in_flight INTEGER NOT NULL DEFAULT 0 CHECK (max_in_flight >= 0);
+`,
 }
 
 // migrateSQLite brings the schema of db up to date, in one transaction, so

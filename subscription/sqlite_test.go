@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/userhooks/userhooks/signature"
 	"github.com/userhooks/userhooks/subscription"
@@ -128,8 +129,59 @@ func TestOpenSQLite_ReopenKeepsDataInWALMode(t *testing.T) {
 		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
 	}
 	var versions int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM schema_version`).Scan(&versions); err != nil || versions != 1 {
-		t.Errorf("schema_version holds %d rows, %v; want 1 after opening twice", versions, err)
+	if err := db.QueryRow(`SELECT COUNT(*) FROM schema_version`).Scan(&versions); err != nil || versions != subscription.SQLiteSchemaVersion {
+		t.Errorf("schema_version holds %d rows, %v; want %d after opening twice", versions, err, subscription.SQLiteSchemaVersion)
+	}
+}
+
+// TestOpenSQLite_UpgradesAVersion1Database opens a database as the first
+// release left it: its subscriptions are kept, with no health yet, and
+// the store records health from then on.
+func TestOpenSQLite_UpgradesAVersion1Database(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db := openRaw(t, path)
+	key, err := signature.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "01a2088a-0000-7000-8000-000000000001"
+	for _, stmt := range []string{
+		`CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL)`,
+		subscription.SQLiteMigration1,
+		`INSERT INTO schema_version VALUES (1, '2026-01-01T00:00:00.000000Z')`,
+		`INSERT INTO subscriptions (id, account_id, url, description, enabled, secrets, schedule, created_at, updated_at)
+		 VALUES ('` + id + `', 'acct_v1', 'https://receiver.example/hooks', 'from v1', 0, '[{"key":"` + key.Reveal() + `"}]', NULL,
+		         '2026-01-01T00:00:00.000000Z', '2026-01-02T00:00:00.000000Z')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("build a version 1 database: %v", err)
+		}
+	}
+	db.Close()
+
+	st := openSQLite(t, path)
+	defer st.Close()
+	got, err := st.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("Get after upgrading: %v", err)
+	}
+	if got.Description != "from v1" || got.Enabled || got.Health != (subscription.Health{}) {
+		t.Errorf("after upgrading: Description %q, Enabled %t, Health %+v; want the v1 row with no health", got.Description, got.Enabled, got.Health)
+	}
+	if err := st.SetEnabled(ctx, id, true); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	if err := st.RecordAttempt(ctx, id, false, at); err != nil {
+		t.Fatalf("RecordAttempt after upgrading: %v", err)
+	}
+	if got, err := st.Get(ctx, id); err != nil || got.Health.FailingSince != at {
+		t.Errorf("after upgrading and recording a failure: Health = %+v, %v; want FailingSince %v", got.Health, err, at)
+	}
+	var versions int
+	if err := openRaw(t, path).QueryRow(`SELECT MAX(version) FROM schema_version`).Scan(&versions); err != nil || versions != subscription.SQLiteSchemaVersion {
+		t.Errorf("schema version %d, %v; want %d", versions, err, subscription.SQLiteSchemaVersion)
 	}
 }
 

@@ -55,10 +55,61 @@ type Subscription struct {
 	// Schedule overrides the retry schedule; nil means
 	// delivery.DefaultSchedule().
 	Schedule *delivery.Schedule
+	// MaxInFlight limits the requests in flight to the endpoint at once,
+	// across all workers (0 to MaxInFlightLimit); 0 means no limit of its
+	// own: the worker's default applies, which is no limit unless the
+	// operator set one.
+	MaxInFlight int
 	// CreatedAt and UpdatedAt are kept in UTC at microsecond precision.
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Health is kept by the store from delivery outcomes and disables. It
+	// is read-only: Create and Update ignore the value they are given (see
+	// Health).
+	Health Health
 }
+
+// Health is what the store knows of a subscription's endpoint: when a
+// delivery to it last succeeded, since when it has been failing, and why
+// and when the subscription was disabled. Times are in UTC at microsecond
+// precision; a zero time means "never" or "not now".
+//
+// Only the store writes it: Store.RecordAttempt with each attempt's outcome,
+// Store.Disable and Store.DisableIfFailing when userhooks turns a
+// subscription off, and Store.SetEnabled (or Update changing Enabled) when
+// its owner pauses or resumes it. Create stores a zero Health whatever it is
+// given; Update keeps the stored one and returns it.
+type Health struct {
+	// LastSuccessAt is when an attempt last delivered, at most
+	// LastSuccessResolution behind the latest success; zero if none has.
+	LastSuccessAt time.Time
+	// FailingSince is the time of the first failed attempt after the last
+	// success (or after the subscription was created or re-enabled); zero
+	// while the endpoint is not failing. It is the failure clock that
+	// automatic disabling measures.
+	FailingSince time.Time
+	// DisabledReason says why userhooks disabled the subscription (Disable,
+	// DisableIfFailing); empty while it is enabled, and when its owner
+	// paused it.
+	DisabledReason string
+	// DisabledAt is when the subscription was disabled, by userhooks or its
+	// owner; zero while it is enabled, and for subscriptions disabled before
+	// the store kept health.
+	DisabledAt time.Time
+}
+
+// Failing reports whether the endpoint has failed since its last success.
+func (h Health) Failing() bool { return !h.FailingSince.IsZero() }
+
+// LastSuccessResolution is how far Health.LastSuccessAt may lag behind the
+// latest success: Store.RecordAttempt writes a success only when the
+// endpoint was failing or the stored time is older than this, so that a
+// healthy endpoint costs at most one write a minute, not one per delivery.
+const LastSuccessResolution = time.Minute
+
+// MaxDisabledReasonLength is the longest reason (in characters) that
+// Store.Disable accepts.
+const MaxDisabledReasonLength = 512
 
 // Secret is one signing key of a subscription.
 type Secret struct {
@@ -108,6 +159,8 @@ const (
 	MaxURLLength         = 2048 // bytes
 	MaxDescriptionLength = 1024 // characters
 	MaxSecrets           = 10
+	// MaxInFlightLimit is the largest MaxInFlight a subscription may set.
+	MaxInFlightLimit = 1000
 )
 
 // MaxPageSize is the largest limit Store.List and Store.Match accept.
@@ -206,6 +259,10 @@ func (s Subscription) Validate() error {
 		}
 	}
 
+	if s.MaxInFlight < 0 || s.MaxInFlight > MaxInFlightLimit {
+		add("max_in_flight is %d, want 0 (no limit) to %d", s.MaxInFlight, MaxInFlightLimit)
+	}
+
 	if len(p) > 0 {
 		return &ValidationError{Problems: p}
 	}
@@ -300,6 +357,24 @@ func (s Subscription) normalized() Subscription {
 	return s
 }
 
+// checkDisable validates the arguments of Store.Disable and
+// Store.DisableIfFailing.
+func checkDisable(reason string, at time.Time) error {
+	switch n := utf8.RuneCountInString(reason); {
+	case strings.TrimSpace(reason) == "":
+		return errors.New("a reason is required")
+	case !utf8.ValidString(reason):
+		return errors.New("the reason is not valid UTF-8")
+	case n > MaxDisabledReasonLength:
+		return fmt.Errorf("the reason is %d characters long, at most %d allowed", n, MaxDisabledReasonLength)
+	case strings.ContainsRune(reason, 0):
+		return errors.New("the reason must not contain NUL characters")
+	case at.IsZero():
+		return errors.New("the time of disabling is required")
+	}
+	return nil
+}
+
 // checkPage validates the arguments shared by Store.List and Store.Match.
 func checkPage(accountID string, limit int) error {
 	switch {
@@ -323,7 +398,8 @@ func checkPage(accountID string, limit int) error {
 type Store interface {
 	// Create stores a new subscription. It assigns a UUIDv7 ID when s.ID is
 	// empty, CreatedAt (now) when zero and UpdatedAt (CreatedAt) when zero.
-	// It fails with ErrAlreadyExists when the ID is taken.
+	// It ignores s.Health: a new subscription has none yet. It fails with
+	// ErrAlreadyExists when the ID is taken.
 	Create(ctx context.Context, s *Subscription) error
 	// Get returns the subscription with the given ID, or an error wrapping
 	// ErrNotFound.
@@ -338,15 +414,45 @@ type Store interface {
 	// page shorter than limit is the last.
 	Match(ctx context.Context, accountID, eventType, afterID string, limit int) ([]Subscription, error)
 	// Update replaces the mutable fields of the subscription s.ID (URL,
-	// EventTypes, Description, Enabled, Secrets, Schedule) and sets
-	// UpdatedAt to now; s.CreatedAt and s.UpdatedAt are ignored and
-	// overwritten. A subscription never moves between accounts: when no
-	// subscription has both s.ID and s.AccountID, Update fails with
-	// ErrNotFound.
+	// EventTypes, Description, Enabled, Secrets, Schedule, MaxInFlight) and sets
+	// UpdatedAt to now; s.CreatedAt, s.UpdatedAt and s.Health are ignored
+	// and overwritten with the stored values. A change of Enabled updates
+	// Health as SetEnabled does. A subscription never moves between
+	// accounts: when no subscription has both s.ID and s.AccountID, Update
+	// fails with ErrNotFound.
 	Update(ctx context.Context, s *Subscription) error
 	// SetEnabled pauses (false) or resumes (true) a subscription and sets
 	// its UpdatedAt to now. It fails with ErrNotFound when id is absent.
+	//
+	// Pausing an enabled subscription sets Health.DisabledAt to now (with no
+	// DisabledReason: its owner paused it). Resuming a disabled one clears
+	// Health.FailingSince, DisabledReason and DisabledAt: the failure clock
+	// starts again. Update does the same when it changes Enabled. Setting
+	// the state a subscription already has leaves Health alone.
 	SetEnabled(ctx context.Context, id string, enabled bool) error
+	// RecordAttempt records the outcome of a delivery attempt made at time
+	// at in Health, and never changes UpdatedAt:
+	//   - a success (ok) sets LastSuccessAt to at and clears FailingSince,
+	//     but writes only when FailingSince is set or LastSuccessAt is older
+	//     than at minus LastSuccessResolution;
+	//   - a failure sets FailingSince to at, unless it is already set (to an
+	//     earlier time) or a success at or after at is recorded.
+	// Outcomes are ordered by their times, not by when they are recorded,
+	// so attempts reported out of order leave the same Health. It fails
+	// with ErrNotFound when id is absent, and refuses a zero at.
+	RecordAttempt(ctx context.Context, id string, ok bool, at time.Time) error
+	// Disable turns an enabled subscription off because of reason (a
+	// sentence for its owner, at most MaxDisabledReasonLength characters),
+	// setting Health.DisabledReason, Health.DisabledAt and UpdatedAt to at.
+	// It reports whether this call disabled it: false, changing nothing,
+	// when it was already disabled. It fails with ErrNotFound when id is
+	// absent, and refuses an empty reason or a zero at.
+	Disable(ctx context.Context, id, reason string, at time.Time) (bool, error)
+	// DisableIfFailing is Disable, done only when the endpoint has been
+	// failing since failingBefore or earlier: Health.FailingSince is set and
+	// not after failingBefore. The check and the change are one statement,
+	// so a success recorded meanwhile keeps the subscription enabled.
+	DisableIfFailing(ctx context.Context, id, reason string, failingBefore, at time.Time) (bool, error)
 	// Delete removes a subscription. It fails with ErrNotFound when id is
 	// absent.
 	Delete(ctx context.Context, id string) error

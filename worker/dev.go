@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/userhooks/userhooks/activities"
 	"github.com/userhooks/userhooks/apikey"
 	"github.com/userhooks/userhooks/apiserver"
 	"github.com/userhooks/userhooks/delivery"
@@ -136,14 +138,20 @@ func runDev(ctx context.Context, cfg config) error {
 	defer opsSrv.Close()
 
 	// The demo receiver runs on loopback, which deliveries may not reach by
-	// default: allow it, and plain http, for this process only.
-	cfg.allowCIDRs += ",127.0.0.0/8"
-	cfg.allowHTTP = true
-	recv, err := startDemoReceiver(ctx, d, store)
+	// default: parseConfig allowed it, and plain http, for this process
+	// (allowDemoReceiver).
+	operatorSecret, err := ensureDevSecret(filepath.Join(d.dataDir, "operator-webhook-secret"))
+	if err != nil {
+		return fmt.Errorf("operator webhook secret: %w", err)
+	}
+	recv, err := startDemoReceiver(ctx, d, store, operatorSecret)
 	if err != nil {
 		return err
 	}
 	defer recv.Close()
+	if cfg.operator == nil {
+		cfg.operator = &activities.OperatorWebhook{URL: "http://" + d.receiverAddr + "/operator", Secret: operatorSecret}
+	}
 
 	apiSrv, apiKeyFile, err := startDevAPI(ctx, cfg, c, store, log)
 	if err != nil {
@@ -156,6 +164,8 @@ userhooks is running.
   Temporal Web UI   %s/namespaces/%s/workflows
   Temporal gRPC     %s
   Demo receiver     http://%s  (subscriptions of account %q: /webhooks, and /flaky which fails twice first)
+  Operator webhook  %s
+                    (subscribe http://%s/gone to watch a subscription being disabled)
   %s
   Metrics, health   %s
   HTTP API          http://%s/v1  (API key of account %q in %s; OpenAPI at /v1/openapi.json)
@@ -168,7 +178,7 @@ or through the API:
 
 Press Ctrl-C to stop.
 
-`, srv.UIURL, cfg.temporal.Namespace, srv.Address, d.receiverAddr, d.account, codecLine(codecURL, cfg.temporal), opsLine(opsSrv),
+`, srv.UIURL, cfg.temporal.Namespace, srv.Address, d.receiverAddr, d.account, operatorLine(cfg, d), d.receiverAddr, codecLine(codecURL, cfg.temporal), opsLine(opsSrv),
 		apiSrv.Addr(), d.account, apiKeyFile, d.account, apiKeyFile, apiSrv.Addr())
 
 	workerErr := make(chan error, 1)
@@ -252,6 +262,37 @@ func ensureDevAPIKey(ctx context.Context, keys apikey.Store, file, account strin
 	return nil
 }
 
+// operatorLine says where subscription.disabled events go, for the
+// start-up banner.
+func operatorLine(cfg config, d devConfig) string {
+	if u := "http://" + d.receiverAddr + "/operator"; cfg.operator.URL == u {
+		return u + "  (subscription.disabled events; secret in " + filepath.Join(d.dataDir, "operator-webhook-secret") + ")"
+	}
+	return activities.DisplayEndpoint(cfg.operator.URL) + "  (subscription.disabled events; -operator-webhook-url)"
+}
+
+// ensureDevSecret keeps a whsec_ secret in file (mode 0600): the one there
+// if it parses, else a new one. It returns the secret.
+func ensureDevSecret(file string) (signature.Secret, error) {
+	if b, err := os.ReadFile(file); err == nil {
+		if s, err := signature.ParseSecret(strings.TrimSpace(string(b))); err == nil {
+			return s, nil
+		}
+	}
+	s, err := signature.GenerateSecret()
+	if err != nil {
+		return s, err
+	}
+	if err := os.WriteFile(file, []byte(s.Reveal()+"\n"), 0o600); err != nil {
+		return s, fmt.Errorf("write %s: %w", file, err)
+	}
+	// WriteFile keeps the mode of a file that exists.
+	if err := os.Chmod(file, 0o600); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
 // opsLine says where the metrics and probes are, for the start-up banner.
 func opsLine(s *ops.Server) string {
 	if s == nil {
@@ -275,17 +316,23 @@ func codecLine(codecURL string, tc temporalconn.Config) string {
 // reference receiver (receiver/usersync): it verifies, de-duplicates and
 // mirrors users into .userhooks/usersync.db. /flaky verifies and answers
 // 503 to the first two attempts of every message, to show retries in the
-// Web UI.
+// Web UI. /operator is the operator webhook: it verifies and prints the
+// subscription.disabled events. /gone answers 410 Gone, which disables a
+// subscription to it.
 type demoReceiver struct {
-	mirror *usersync.Mirror
-	flaky  signature.Verifier
-	mu     sync.Mutex
-	seen   map[string]int
-	srv    *http.Server
+	mirror   *usersync.Mirror
+	flaky    signature.Verifier
+	operator *operatorReceiver
+	mu       sync.Mutex
+	seen     map[string]int
+	srv      *http.Server
 }
 
-func startDemoReceiver(ctx context.Context, d devConfig, store subscription.Store) (io.Closer, error) {
-	r := &demoReceiver{seen: map[string]int{}}
+func startDemoReceiver(ctx context.Context, d devConfig, store subscription.Store, operatorSecret signature.Secret) (io.Closer, error) {
+	r := &demoReceiver{seen: map[string]int{}, operator: &operatorReceiver{
+		verifier: signature.Verifier{Secrets: []signature.Secret{operatorSecret}},
+		out:      os.Stdout,
+	}}
 	fast := &delivery.Schedule{Delays: []delivery.Duration{delivery.Duration(2 * time.Second), delivery.Duration(5 * time.Second), delivery.Duration(10 * time.Second)}}
 	secrets := map[string][]signature.Secret{}
 	for _, path := range []string{"/webhooks", "/flaky"} {
@@ -335,6 +382,14 @@ func (r *demoReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case req.URL.Path == "/webhooks":
 		r.mirror.ServeHTTP(w, req)
+		return
+	case req.URL.Path == "/operator":
+		r.operator.ServeHTTP(w, req)
+		return
+	case req.URL.Path == "/gone":
+		// Subscribe it to watch a subscription being disabled.
+		fmt.Printf("demo receiver /gone: answering 410 Gone on purpose to %s\n", req.Header.Get(signature.HeaderID))
+		http.Error(w, "gone on purpose", http.StatusGone)
 		return
 	case req.URL.Path != "/flaky" || req.Method != http.MethodPost:
 		http.NotFound(w, req)
@@ -403,4 +458,44 @@ func ensureSubscription(ctx context.Context, store subscription.Store, account, 
 		return s, fmt.Errorf("create demo subscription: %w", err)
 	}
 	return s, nil
+}
+
+// operatorReceiver is the demo operator webhook: it verifies the signature
+// of each operational event and prints it to out. A real one would page
+// someone, or tell the subscription's owner.
+type operatorReceiver struct {
+	verifier signature.Verifier
+	out      io.Writer
+}
+
+func (o *operatorReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, event.MaxBodyBytes))
+	if err != nil {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if err := o.verifier.Verify(req.Header, body); err != nil {
+		fmt.Fprintf(o.out, "demo receiver /operator: REJECTED: %v\n", err)
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	var e activities.OperatorEvent
+	if err := json.Unmarshal(body, &e); err != nil || e.ID != req.Header.Get(signature.HeaderID) {
+		fmt.Fprintf(o.out, "demo receiver /operator: verified, but not an operational event: %v\n", err)
+		http.Error(w, "not an operational event", http.StatusBadRequest)
+		return
+	}
+	if e.Type != activities.EventSubscriptionDisabled {
+		fmt.Fprintf(o.out, "demo receiver /operator: verified %s %s (ignored)\n", e.Type, e.ID)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	fmt.Fprintf(o.out, "demo receiver /operator: verified %s %s: subscription %s of account %q (%s) was disabled: %s (signature ok)\n"+
+		"  re-enable it with: go run ./cmd/userhooks subscriptions enable --id %s\n",
+		e.Type, e.ID, e.Data.SubscriptionID, e.AccountID, e.Data.Endpoint, e.Data.Reason, e.Data.SubscriptionID)
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -52,6 +52,18 @@ type config struct {
 	codecServerOrigins string
 	// metricsAddr serves /metrics, /livez and /readyz; empty turns them off.
 	metricsAddr string
+	// disableAfter is how long an endpoint may fail, with no success,
+	// before a delivery that uses up its schedule disables its
+	// subscription; 0 turns automatic disabling off.
+	disableAfter time.Duration
+	// operatorURL receives the subscription.disabled events, signed with
+	// the secret of USERHOOKS_OPERATOR_WEBHOOK_SECRET; operator is the two
+	// parsed (nil: the events are only logged).
+	operatorURL string
+	operator    *activities.OperatorWebhook
+	// endpointMaxInFlight is the limit on requests in flight to one
+	// endpoint for subscriptions that set none; 0 means no limit.
+	endpointMaxInFlight int
 	// Set by the dev command only.
 	dev devConfig
 }
@@ -101,6 +113,11 @@ func parseConfig(args []string, dev bool) (config, error) {
 	fs.StringVar(&cfg.codecServerAddr, "codec-server-addr", getenv(envCodecServerAddr, defaultCodecServerAddr(dev)), "serve the codec server (Web UI and CLI decrypt payloads through it) on this host:port; it needs a token in "+envCodecServerToken+" (env "+envCodecServerAddr+")")
 	fs.StringVar(&cfg.codecServerOrigins, "codec-server-origins", os.Getenv(envCodecServerOrigins), "comma-separated Web UI origins allowed to call the codec server, e.g. https://temporal-ui.example.com (env "+envCodecServerOrigins+")")
 	fs.StringVar(&cfg.metricsAddr, "metrics-addr", getenv("USERHOOKS_METRICS_ADDR", defaultMetricsAddr(dev)), "serve Prometheus /metrics and the /livez and /readyz probes on this host:port; empty turns them off (env USERHOOKS_METRICS_ADDR)")
+	disableAfter, disableAfterErr := durationEnv(envDisableAfter, activities.DefaultDisableAfter)
+	fs.DurationVar(&cfg.disableAfter, "disable-after", disableAfter, "disable a subscription whose endpoint has been failing this long, with no successful delivery, once a delivery to it uses up its retry schedule; 0 turns automatic disabling off (410 Gone still disables) (env "+envDisableAfter+")")
+	fs.StringVar(&cfg.operatorURL, "operator-webhook-url", os.Getenv(envOperatorURL), "send subscription.disabled events to this URL, signed (Standard Webhooks) with the whsec_ secret in "+envOperatorSecret+"; without it they are only logged (env "+envOperatorURL+")")
+	maxInFlight, maxInFlightErr := endpointMaxInFlightEnv()
+	fs.IntVar(&cfg.endpointMaxInFlight, "endpoint-max-in-flight", maxInFlight, "at most this many requests in flight to one endpoint at once, across all workers, for subscriptions that set no max_in_flight of their own; 0 means no limit (env "+envEndpointMaxInFlight+"; give every worker the same value)")
 	if dev {
 		cfg.dev.registerFlags(fs)
 	}
@@ -113,8 +130,28 @@ func parseConfig(args []string, dev bool) (config, error) {
 	if cfg.store == "" {
 		return cfg, errors.New("-store (or USERHOOKS_STORE) is required")
 	}
-	if _, err := cfg.policy(); err != nil {
+	if dev {
+		cfg.allowDemoReceiver()
+	}
+	policy, err := cfg.policy()
+	if err != nil {
 		return cfg, err
+	}
+	if disableAfterErr != nil {
+		return cfg, disableAfterErr
+	}
+	if cfg.disableAfter < 0 {
+		return cfg, fmt.Errorf("-disable-after %s: want a positive duration, or 0 to turn automatic disabling off", cfg.disableAfter)
+	}
+	if maxInFlightErr != nil {
+		return cfg, maxInFlightErr
+	}
+	if err := checkEndpointMaxInFlight(cfg.endpointMaxInFlight); err != nil {
+		return cfg, err
+	}
+	// The dev command sends to its demo receiver unless told otherwise.
+	if cfg.operator, err = activities.ParseOperatorWebhook(cfg.operatorURL, os.Getenv(envOperatorSecret), policy); err != nil {
+		return cfg, fmt.Errorf("%w (-operator-webhook-url or %s, and the secret in %s)", err, envOperatorURL, envOperatorSecret)
 	}
 	if !dev {
 		// The dev command makes its own keys when none are given.
@@ -135,6 +172,28 @@ const (
 	envCodecServerOrigins = "USERHOOKS_CODEC_SERVER_ORIGINS"
 	envCodecServerToken   = "USERHOOKS_CODEC_SERVER_TOKEN"
 )
+
+// Environment of endpoint health. The operator webhook's secret has no
+// flag, for the same reason as the codec server's token.
+const (
+	envDisableAfter   = "USERHOOKS_DISABLE_AFTER"
+	envOperatorURL    = "USERHOOKS_OPERATOR_WEBHOOK_URL"
+	envOperatorSecret = "USERHOOKS_OPERATOR_WEBHOOK_SECRET"
+)
+
+// durationEnv returns the duration in the environment variable name, or def
+// when it is unset; the error names the variable.
+func durationEnv(name string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return def, fmt.Errorf("%s=%q: not a duration such as 120h or 30m (0 turns it off)", name, v)
+	}
+	return d, nil
+}
 
 func defaultMetricsAddr(dev bool) string {
 	if dev {
@@ -186,6 +245,13 @@ func defaultStore(dev bool) string {
 		return ".userhooks/userhooks.db"
 	}
 	return ""
+}
+
+// allowDemoReceiver lets the dev command's deliveries and operator events
+// reach its demo receiver, on loopback over plain http.
+func (c *config) allowDemoReceiver() {
+	c.allowCIDRs += ",127.0.0.0/8"
+	c.allowHTTP = true
 }
 
 func (c config) policy() (egress.Policy, error) {
@@ -249,10 +315,19 @@ func runWorker(ctx context.Context, cfg config, c client.Client, store subscript
 	}
 	policy, _ := cfg.policy() // validated by parseConfig
 	acts := &activities.Activities{
-		Store:  store,
-		Sender: activities.NewSender(policy, cfg.requestTimeout),
-		Logger: log,
+		Store:        store,
+		Sender:       activities.NewSender(policy, cfg.requestTimeout),
+		Logger:       log,
+		DisableAfter: cfg.disableAfter,
+		Operator:     cfg.operator,
 	}
+	acts.DefaultMaxInFlight = cfg.endpointMaxInFlight
+	operator := "none (subscription.disabled events are only logged)"
+	if cfg.operator != nil {
+		operator = activities.DisplayEndpoint(cfg.operator.URL)
+	}
+	log.Info("endpoint health", zap.Duration("disable_after", cfg.disableAfter), zap.Bool("automatic_disabling", cfg.disableAfter > 0),
+		zap.String("operator_webhook", operator), zap.Int("endpoint_max_in_flight", cfg.endpointMaxInFlight))
 	w := worker.New(c, cfg.temporal.TaskQueue, worker.Options{WorkerStopTimeout: cfg.shutdownGrace})
 	workflows.Register(w, acts)
 	if err := w.Start(); err != nil {

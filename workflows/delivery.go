@@ -52,6 +52,29 @@ var infraRetry = &temporal.RetryPolicy{
 	MaximumAttempts:    5,
 }
 
+// notifyTimeout bounds one NotifySubscriptionDisabled activity, as
+// deliverTimeout bounds a delivery request.
+const notifyTimeout = deliverTimeout
+
+// notifyRetry retries a notification to the operator webhook for about
+// six minutes (8 tries, 5 s growing to 2 min apart), then gives up: the
+// disable has been logged, and the delivery workflow must not wait on an
+// operator endpoint that stays down. Non-retryable errors (a 4xx, a URL the
+// egress policy refuses) end it at once.
+var notifyRetry = &temporal.RetryPolicy{
+	InitialInterval:    5 * time.Second,
+	BackoffCoefficient: 2,
+	MaximumInterval:    2 * time.Minute,
+	MaximumAttempts:    8,
+}
+
+// endpointHealthChange is the workflow.GetVersion change ID of endpoint
+// health: from version 1 on, a delivery that used up its schedule asks
+// DisableFailingSubscription to disable a long-failing subscription, and
+// every disable is followed by NotifySubscriptionDisabled. Histories
+// recorded before (DefaultVersion) replay without these commands.
+const endpointHealthChange = "endpoint-health"
+
 // DeliveryInput is the input of DeliveryWorkflow. It carries the
 // subscription's ID, never its URL or secrets.
 type DeliveryInput struct {
@@ -59,6 +82,12 @@ type DeliveryInput struct {
 	SubscriptionID string
 	// Schedule overrides delivery.DefaultSchedule() when set.
 	Schedule *delivery.Schedule `json:",omitempty"`
+	// MaxInFlight, when positive, limits the requests in flight to the
+	// subscription's endpoint across all deliveries: each attempt holds a
+	// permit of the endpoint's EndpointGateWorkflow. Endpoint (scheme and
+	// host) is set with it, for the details of a delivery that waits.
+	MaxInFlight int    `json:",omitempty"`
+	Endpoint    string `json:",omitempty"`
 }
 
 // DeliveryResult is how a delivery ended.
@@ -74,7 +103,14 @@ type DeliveryResult struct {
 // time the retry schedule (or the receiver's Retry-After) says, or until a
 // retry-now signal. It stops on success, on a final answer (4xx other than
 // 408/425/429; 410 also disables the subscription), when the schedule is
-// exhausted, or when cancelled.
+// exhausted (and then disables the subscription if its endpoint has been
+// failing for the worker's DisableAfter), or when cancelled. Every disable
+// it causes is reported to the operator webhook; neither a failed disable
+// nor a failed notification changes how the delivery ends.
+//
+// With a concurrency limit (MaxInFlight), each attempt first waits for a
+// permit of the endpoint's gate (EndpointGateWorkflow) and gives it back
+// when it ends; the grant is a signal in history.
 //
 // It completes with status delivered or skipped, fails with
 // ErrTypeDeliveryFailed, or ends cancelled, so Temporal's own execution
@@ -91,10 +127,11 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		RetryPolicy:         infraRetry,
 	})
 	retryNow := workflow.GetSignalChannel(ctx, SignalRetryNow)
+	permits := newPermits(ctx, in) // nil without a limit: nothing more in history
 
 	var res DeliveryResult
 	for attempt := 1; ; attempt++ {
-		rec, err := deliverOnce(ctx, in, attempt)
+		rec, err := permits.deliverOnce(ctx, in, attempt)
 		res.Attempts, res.Last = attempt, rec
 		if err == nil {
 			workflow.GetMetricsHandler(ctx).WithTags(map[string]string{
@@ -112,12 +149,21 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		case rec.Succeeded():
 			return res, finish(ctx, in, &res, delivery.StatusDelivered)
 		case rec.Class == delivery.ClassGone:
-			disable := workflow.ExecuteActivity(ctx, (*activities.Activities).DisableSubscription, activities.DisableInput{
-				SubscriptionID: in.SubscriptionID,
-				Reason:         "endpoint answered 410 Gone",
-			})
-			if err := disable.Get(ctx, nil); err != nil {
-				log.Error("Could not disable subscription after 410 Gone", "subscription_id", in.SubscriptionID, "error", err)
+			health := workflow.GetVersion(ctx, endpointHealthChange, workflow.DefaultVersion, 1)
+			if health == workflow.DefaultVersion {
+				disable := workflow.ExecuteActivity(ctx, (*activities.Activities).DisableSubscription, activities.DisableInput{
+					SubscriptionID: in.SubscriptionID,
+					Reason:         activities.ReasonGone,
+				})
+				if err := disable.Get(ctx, nil); err != nil {
+					log.Error("Could not disable subscription after 410 Gone", "subscription_id", in.SubscriptionID, "error", err)
+				}
+			} else {
+				hctx := healthContext(ctx)
+				notifyIfDisabled(hctx, in, workflow.ExecuteActivity(hctx, (*activities.Activities).DisableSubscription, activities.DisableInput{
+					SubscriptionID: in.SubscriptionID,
+					Reason:         activities.ReasonGone,
+				}))
 			}
 			return res, finish(ctx, in, &res, delivery.StatusFailed)
 		case !rec.Class.Retryable():
@@ -126,6 +172,11 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 
 		delay, ok := sched.NextDelay(attempt, time.Duration(rec.RetryAfter), info.WorkflowExecution.ID)
 		if !ok {
+			if workflow.GetVersion(ctx, endpointHealthChange, workflow.DefaultVersion, 1) >= 1 {
+				hctx := healthContext(ctx)
+				notifyIfDisabled(hctx, in, workflow.ExecuteActivity(hctx, (*activities.Activities).DisableFailingSubscription,
+					activities.DisableFailingInput{SubscriptionID: in.SubscriptionID}))
+			}
 			return res, finish(ctx, in, &res, delivery.StatusFailed)
 		}
 		next := workflow.Now(ctx).Add(delay).UTC()
@@ -137,6 +188,41 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		if err := waitForRetry(ctx, delay, retryNow); err != nil {
 			return res, finish(ctx, in, &res, delivery.StatusCanceled)
 		}
+	}
+}
+
+// healthContext is the context of the disable and notify activities that
+// end a delivery. It is disconnected from the workflow's cancellation: the
+// delivery's outcome is already decided, and a cancel arriving between a
+// disable and its notification must not leave the disable unreported.
+func healthContext(ctx workflow.Context) workflow.Context {
+	hctx, _ := workflow.NewDisconnectedContext(ctx)
+	return hctx
+}
+
+// notifyIfDisabled waits for a disable activity and, when it disabled the
+// subscription, sends its notice to operators with NotifySubscriptionDisabled
+// under notifyRetry. Failures are logged and otherwise ignored: the
+// delivery has ended whatever they are.
+func notifyIfDisabled(ctx workflow.Context, in DeliveryInput, disable workflow.Future) {
+	log := workflow.GetLogger(ctx)
+	var res activities.DisableResult
+	if err := disable.Get(ctx, &res); err != nil {
+		log.Error("Could not disable subscription", "subscription_id", in.SubscriptionID, "error", err)
+		return
+	}
+	if !res.Disabled || res.Notice == nil {
+		return
+	}
+	log.Warn("Subscription disabled", "subscription_id", in.SubscriptionID, "reason", res.Notice.Data.Reason)
+	nctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: notifyTimeout,
+		RetryPolicy:         notifyRetry,
+	})
+	err := workflow.ExecuteActivity(nctx, (*activities.Activities).NotifySubscriptionDisabled,
+		activities.NotifyInput{Event: *res.Notice}).Get(nctx, nil)
+	if err != nil {
+		log.Error("Could not notify operators that the subscription was disabled", "subscription_id", in.SubscriptionID, "error", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/userhooks/userhooks/activities"
 )
@@ -13,5 +14,6 @@ func Register(r worker.Registry, a *activities.Activities) {
 	r.RegisterWorkflow(UserEventWorkflow)
 	r.RegisterWorkflow(DeliveryBatchWorkflow)
 	r.RegisterWorkflow(DeliveryWorkflow)
+	r.RegisterWorkflowWithOptions(EndpointGateWorkflow, workflow.RegisterOptions{Name: activities.GateWorkflowType})
 	r.RegisterActivity(a)
 }

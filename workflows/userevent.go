@@ -183,11 +183,11 @@ func fanOut(ctx workflow.Context, e event.Event, targets []activities.Target) Su
 			TypedSearchAttributes: attrs,
 			StaticSummary:         fmt.Sprintf("%s %s → %s", e.Type, e.Data.User.ID, t.Endpoint),
 		})
-		futures[i] = workflow.ExecuteChildWorkflow(cctx, DeliveryWorkflow, DeliveryInput{
-			Event:          e,
-			SubscriptionID: t.SubscriptionID,
-			Schedule:       t.Schedule,
-		})
+		in := DeliveryInput{Event: e, SubscriptionID: t.SubscriptionID, Schedule: t.Schedule}
+		if t.MaxInFlight > 0 {
+			in.MaxInFlight, in.Endpoint = t.MaxInFlight, t.Endpoint
+		}
+		futures[i] = workflow.ExecuteChildWorkflow(cctx, DeliveryWorkflow, in)
 	}
 	sum := Summary{Subscriptions: len(targets)}
 	for _, f := range futures {

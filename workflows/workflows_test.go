@@ -284,7 +284,8 @@ func TestDeliveryWorkflow_FinalClientErrorFailsAtOnce(t *testing.T) {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			env := newEnv(t)
 			rcv := mockDeliver(env, answer(code), answer(200))
-			env.OnActivity(acts.DisableSubscription, mock.Anything, mock.Anything).Return(nil).Never()
+			env.OnActivity(acts.DisableSubscription, mock.Anything, mock.Anything).Return(activities.DisableResult{}, nil).Never()
+			env.OnActivity(acts.DisableFailingSubscription, mock.Anything, mock.Anything).Return(activities.DisableResult{}, nil).Never()
 
 			start := env.Now()
 			env.ExecuteWorkflow(workflows.DeliveryWorkflow, deliveryInput(schedule(time.Minute, time.Minute)))
@@ -451,11 +452,11 @@ func TestDeliveryWorkflow_GoneDisablesSubscriptionAndFails(t *testing.T) {
 				disabled []activities.DisableInput
 			)
 			env.OnActivity(acts.DisableSubscription, mock.Anything, mock.Anything).Return(
-				func(_ context.Context, in activities.DisableInput) error {
+				func(_ context.Context, in activities.DisableInput) (activities.DisableResult, error) {
 					mu.Lock()
 					defer mu.Unlock()
 					disabled = append(disabled, in)
-					return tt.disableErr
+					return activities.DisableResult{}, tt.disableErr
 				})
 
 			env.ExecuteWorkflow(workflows.DeliveryWorkflow, deliveryInput(schedule(time.Minute)))
@@ -473,8 +474,8 @@ func TestDeliveryWorkflow_GoneDisablesSubscriptionAndFails(t *testing.T) {
 				t.Errorf("DisableSubscription called %d times, want %d", len(disabled), tt.wantDisableCalls)
 			}
 			for _, in := range disabled {
-				if in.SubscriptionID != testSubID || in.Reason == "" {
-					t.Errorf("DisableSubscription input = %+v, want subscription %s and a reason", in, testSubID)
+				if in.SubscriptionID != testSubID || in.Reason != activities.ReasonGone {
+					t.Errorf("DisableSubscription input = %+v, want subscription %s and reason %q", in, testSubID, activities.ReasonGone)
 				}
 			}
 		})

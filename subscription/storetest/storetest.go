@@ -51,6 +51,17 @@ func Run(t *testing.T, open func(t *testing.T) subscription.Store) {
 		{"ConcurrentCreatesAllLand", testConcurrentCreates},
 		{"CanceledContextChangesNothing", testCanceledContext},
 		{"ErrorsNeverContainSecrets", testErrorsNeverContainSecrets},
+		{"HealthIsReadOnlyForCreateAndUpdate", testHealthIsReadOnly},
+		{"RecordAttemptKeepsTheFailureClock", testRecordAttemptKeepsTheFailureClock},
+		{"RecordAttemptWritesSuccessesAtMostOnceAMinute", testRecordAttemptThrottlesSuccesses},
+		{"RecordAttemptOrdersOutcomesByTime", testRecordAttemptOrdersOutcomesByTime},
+		{"RecordAttemptRejectsBadArguments", testRecordAttemptRejectsBadArguments},
+		{"DisableRecordsWhyAndReportsTheChange", testDisable},
+		{"DisableIfFailingNeedsALongEnoughFailure", testDisableIfFailing},
+		{"DisableRejectsBadArgumentsAndChangesNothing", testDisableRejectsBadArguments},
+		{"EnablingResetsTheFailureClock", testEnablingResetsTheFailureClock},
+		{"UpdateOfEnabledKeepsHealthInStep", testUpdateOfEnabledKeepsHealthInStep},
+		{"MaxInFlightIsStoredListedAndMatched", testMaxInFlight},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,6 +94,7 @@ func testCreateThenGetRoundTrips(t *testing.T, st subscription.Store) {
 		Enabled:     true,
 		Secrets:     []subscription.Secret{{Key: newKey}, {Key: oldKey, ExpiresAt: expires}},
 		Schedule:    schedule,
+		MaxInFlight: 7,
 	}
 	callerTypes := s.EventTypes
 	if err := st.Create(ctx, s); err != nil {
@@ -205,6 +217,8 @@ var invalidCases = []struct {
 	{"no secrets", "secrets", func(s *subscription.Subscription) { s.Secrets = nil }},
 	{"empty secret", "secrets[1]", func(s *subscription.Subscription) { s.Secrets = append(s.Secrets, subscription.Secret{}) }},
 	{"invalid schedule", "schedule", func(s *subscription.Subscription) { s.Schedule = &delivery.Schedule{Jitter: 0.9} }},
+	{"negative max_in_flight", "max_in_flight", func(s *subscription.Subscription) { s.MaxInFlight = -1 }},
+	{"max_in_flight over the limit", "max_in_flight", func(s *subscription.Subscription) { s.MaxInFlight = subscription.MaxInFlightLimit + 1 }},
 }
 
 func testInvalidSubscriptionsChangeNothing(t *testing.T, st subscription.Store) {
@@ -465,6 +479,7 @@ func testUpdateReplacesMutableFields(t *testing.T, st subscription.Store) {
 	s.Enabled = false
 	s.Secrets = []subscription.Secret{{Key: newKey(t)}, {Key: oldKey, ExpiresAt: time.Now().Add(24 * time.Hour)}}
 	s.Schedule = nil
+	s.MaxInFlight = 3
 	s.CreatedAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) // ignored
 	if err := st.Update(ctx, s); err != nil {
 		t.Fatalf("Update: %v", err)
@@ -529,6 +544,7 @@ func testSetEnabled(t *testing.T, st subscription.Store) {
 	}
 	want := clone(*s)
 	want.Enabled, want.UpdatedAt = false, got.UpdatedAt
+	want.Health.DisabledAt = got.UpdatedAt // paused by its owner: a time, no reason
 	assertSame(t, got, want)
 	if subs := match(t, st, "acct_pause", "user.created"); len(subs) != 0 {
 		t.Errorf("paused, but Match returns %q", ids(subs))
@@ -865,8 +881,456 @@ func assertSame(t *testing.T, got, want subscription.Subscription) {
 	if !reflect.DeepEqual(got.Schedule, want.Schedule) {
 		t.Errorf("%s: Schedule = %+v, want %+v", want.ID, got.Schedule, want.Schedule)
 	}
+	if got.MaxInFlight != want.MaxInFlight {
+		t.Errorf("%s: MaxInFlight = %d, want %d", want.ID, got.MaxInFlight, want.MaxInFlight)
+	}
 	// == rather than Equal: the location (UTC) must match too.
 	if got.CreatedAt != want.CreatedAt || got.UpdatedAt != want.UpdatedAt {
 		t.Errorf("%s: CreatedAt, UpdatedAt = %v, %v; want %v, %v", want.ID, got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt)
 	}
+	if got.Health != want.Health {
+		t.Errorf("%s: Health = %+v, want %+v", want.ID, got.Health, want.Health)
+	}
+}
+
+// healthOf returns the stored health of a subscription.
+func healthOf(t *testing.T, st subscription.Store, id string) subscription.Health {
+	t.Helper()
+	s, err := st.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	return s.Health
+}
+
+func record(t *testing.T, st subscription.Store, id string, ok bool, at time.Time) {
+	t.Helper()
+	if err := st.RecordAttempt(t.Context(), id, ok, at); err != nil {
+		t.Fatalf("RecordAttempt(ok=%t, %v): %v", ok, at, err)
+	}
+}
+
+// base is a time in the past with nanoseconds and a zone other than UTC:
+// stores keep health times in UTC at microsecond precision.
+var base = time.Date(2026, 11, 23, 10, 0, 0, 123456789, time.FixedZone("UTC+2", 2*3600))
+
+// stored is t as stores keep it.
+func stored(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func testHealthIsReadOnly(t *testing.T, st subscription.Store) {
+	ctx := t.Context()
+	s := newSubscription(t, "acct_health_ro")
+	s.Health = subscription.Health{LastSuccessAt: base, FailingSince: base, DisabledReason: "made up", DisabledAt: base}
+	mustCreate(t, st, s)
+	if s.Health != (subscription.Health{}) {
+		t.Errorf("after Create, Health = %+v, want zero: Create ignores it", s.Health)
+	}
+	if h := healthOf(t, st, s.ID); h != (subscription.Health{}) {
+		t.Errorf("stored Health after Create = %+v, want zero", h)
+	}
+
+	record(t, st, s.ID, true, base)
+	record(t, st, s.ID, false, base.Add(time.Hour))
+	want := subscription.Health{LastSuccessAt: stored(base), FailingSince: stored(base.Add(time.Hour))}
+	s.Description = "changed"
+	s.Health = subscription.Health{DisabledReason: "made up"}
+	if err := st.Update(ctx, s); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if s.Health != want {
+		t.Errorf("after Update, Health = %+v, want the stored %+v", s.Health, want)
+	}
+	got, err := st.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	assertSame(t, got, *s)
+}
+
+func testRecordAttemptKeepsTheFailureClock(t *testing.T, st subscription.Store) {
+	s := newSubscription(t, "acct_health_clock")
+	mustCreate(t, st, s)
+	steps := []struct {
+		name string
+		ok   bool
+		at   time.Time
+		want subscription.Health
+	}{
+		{"first failure starts the clock", false, base, subscription.Health{FailingSince: stored(base)}},
+		{"later failure keeps it", false, base.Add(time.Hour), subscription.Health{FailingSince: stored(base)}},
+		{"success stops it", true, base.Add(2 * time.Hour), subscription.Health{LastSuccessAt: stored(base.Add(2 * time.Hour))}},
+		{"next failure starts it again", false, base.Add(3 * time.Hour),
+			subscription.Health{LastSuccessAt: stored(base.Add(2 * time.Hour)), FailingSince: stored(base.Add(3 * time.Hour))}},
+		// Seconds after the last recorded success, but the endpoint was
+		// failing: written at once.
+		{"success while failing is written at once", true, base.Add(3*time.Hour + time.Second),
+			subscription.Health{LastSuccessAt: stored(base.Add(3*time.Hour + time.Second))}},
+	}
+	for _, step := range steps {
+		record(t, st, s.ID, step.ok, step.at)
+		got := healthOf(t, st, s.ID)
+		if got != step.want {
+			t.Errorf("%s: Health = %+v, want %+v", step.name, got, step.want)
+		}
+		if got.Failing() == step.ok { // failing after a failure, not after a success
+			t.Errorf("%s: Failing() = %t after a success=%t", step.name, got.Failing(), step.ok)
+		}
+	}
+	got, err := st.Get(t.Context(), s.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if got.UpdatedAt != s.UpdatedAt || !got.Enabled {
+		t.Errorf("after recording attempts: UpdatedAt = %v, Enabled = %t; want %v, true (health is not an update)", got.UpdatedAt, got.Enabled, s.UpdatedAt)
+	}
+}
+
+func testRecordAttemptThrottlesSuccesses(t *testing.T, st subscription.Store) {
+	s := newSubscription(t, "acct_health_throttle")
+	mustCreate(t, st, s)
+	record(t, st, s.ID, true, base)
+	within := base.Add(subscription.LastSuccessResolution - time.Second)
+	record(t, st, s.ID, true, within)
+	if got := healthOf(t, st, s.ID).LastSuccessAt; got != stored(base) {
+		t.Errorf("success %s after the last: LastSuccessAt = %v, want it unchanged at %v (at most one write a minute)",
+			within.Sub(base), got, stored(base))
+	}
+	after := base.Add(subscription.LastSuccessResolution + time.Second)
+	record(t, st, s.ID, true, after)
+	if got := healthOf(t, st, s.ID).LastSuccessAt; got != stored(after) {
+		t.Errorf("success %s after the last: LastSuccessAt = %v, want %v", after.Sub(base), got, stored(after))
+	}
+}
+
+func testRecordAttemptOrdersOutcomesByTime(t *testing.T, st subscription.Store) {
+	s := newSubscription(t, "acct_health_order")
+	mustCreate(t, st, s)
+	// A failure reported after a later success is old news.
+	record(t, st, s.ID, true, base.Add(time.Hour))
+	record(t, st, s.ID, false, base)
+	if got, want := healthOf(t, st, s.ID), (subscription.Health{LastSuccessAt: stored(base.Add(time.Hour))}); got != want {
+		t.Errorf("failure reported after a later success: Health = %+v, want %+v", got, want)
+	}
+	// A success reported after a later failure neither stops the clock
+	// nor moves LastSuccessAt back.
+	record(t, st, s.ID, false, base.Add(3*time.Hour))
+	record(t, st, s.ID, true, base.Add(2*time.Hour))
+	want := subscription.Health{LastSuccessAt: stored(base.Add(2 * time.Hour)), FailingSince: stored(base.Add(3 * time.Hour))}
+	if got := healthOf(t, st, s.ID); got != want {
+		t.Errorf("success reported after a later failure: Health = %+v, want %+v", got, want)
+	}
+	record(t, st, s.ID, true, base.Add(30*time.Minute))
+	if got := healthOf(t, st, s.ID); got != want {
+		t.Errorf("success older than the last one: Health = %+v, want unchanged %+v", got, want)
+	}
+	// An earlier failure reported late moves the clock's start back.
+	record(t, st, s.ID, false, base.Add(150*time.Minute))
+	want.FailingSince = stored(base.Add(150 * time.Minute))
+	if got := healthOf(t, st, s.ID); got != want {
+		t.Errorf("earlier failure reported late: Health = %+v, want %+v", got, want)
+	}
+}
+
+func testRecordAttemptRejectsBadArguments(t *testing.T, st subscription.Store) {
+	ctx := t.Context()
+	id := uuid.NewString()
+	for _, ok := range []bool{true, false} {
+		err := st.RecordAttempt(ctx, id, ok, base)
+		if !errors.Is(err, subscription.ErrNotFound) || !strings.Contains(err.Error(), id) {
+			t.Errorf("RecordAttempt(ok=%t) of a missing subscription: err = %v, want ErrNotFound naming %s", ok, err, id)
+		}
+	}
+	s := newSubscription(t, "acct_health_bad")
+	mustCreate(t, st, s)
+	if err := st.RecordAttempt(ctx, s.ID, false, time.Time{}); err == nil {
+		t.Error("RecordAttempt at the zero time: no error")
+	}
+	if h := healthOf(t, st, s.ID); h != (subscription.Health{}) {
+		t.Errorf("after a refused RecordAttempt, Health = %+v, want zero", h)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := st.RecordAttempt(canceled, s.ID, false, base); !errors.Is(err, context.Canceled) {
+		t.Errorf("RecordAttempt with a canceled context: err = %v, want context.Canceled", err)
+	}
+	if h := healthOf(t, st, s.ID); h != (subscription.Health{}) {
+		t.Errorf("after a canceled RecordAttempt, Health = %+v, want zero", h)
+	}
+}
+
+func testDisable(t *testing.T, st subscription.Store) {
+	ctx := t.Context()
+	s := newSubscription(t, "acct_health_disable")
+	mustCreate(t, st, s)
+	record(t, st, s.ID, false, base)
+	const reason = "endpoint answered 410 Gone"
+	at := base.Add(time.Minute)
+	changed, err := st.Disable(ctx, s.ID, reason, at)
+	if err != nil || !changed {
+		t.Fatalf("Disable = %t, %v; want true, nil", changed, err)
+	}
+	got, err := st.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	want := clone(*s)
+	want.Enabled = false
+	want.UpdatedAt = stored(at)
+	want.Health = subscription.Health{FailingSince: stored(base), DisabledReason: reason, DisabledAt: stored(at)}
+	assertSame(t, got, want)
+	if subs := match(t, st, s.AccountID, "user.created"); len(subs) != 0 {
+		t.Errorf("disabled, but Match returns %q", ids(subs))
+	}
+	if n, err := st.CountDisabled(ctx); err != nil || n != 1 {
+		t.Errorf("CountDisabled = %d, %v; want 1", n, err)
+	}
+
+	// Again: nothing changes, the first reason stays.
+	changed, err = st.Disable(ctx, s.ID, "another reason", at.Add(time.Hour))
+	if err != nil || changed {
+		t.Errorf("second Disable = %t, %v; want false, nil", changed, err)
+	}
+	got, err = st.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	assertSame(t, got, want)
+
+	missing := uuid.NewString()
+	if _, err := st.Disable(ctx, missing, reason, at); !errors.Is(err, subscription.ErrNotFound) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("Disable of a missing subscription: err = %v, want ErrNotFound naming %s", err, missing)
+	}
+}
+
+func testDisableIfFailing(t *testing.T, st subscription.Store) {
+	ctx := t.Context()
+	const reason = "no successful delivery for 5 days"
+	at := base.Add(10 * 24 * time.Hour)
+	disable := func(id string, failingBefore time.Time) bool {
+		t.Helper()
+		changed, err := st.DisableIfFailing(ctx, id, reason, failingBefore, at)
+		if err != nil {
+			t.Fatalf("DisableIfFailing: %v", err)
+		}
+		return changed
+	}
+
+	healthy := newSubscription(t, "acct_health_iffailing")
+	mustCreate(t, st, healthy)
+	record(t, st, healthy.ID, true, base)
+	if disable(healthy.ID, at) {
+		t.Error("DisableIfFailing of an endpoint that is not failing disabled it")
+	}
+
+	failing := newSubscription(t, "acct_health_iffailing")
+	mustCreate(t, st, failing)
+	record(t, st, failing.ID, false, base)
+	if disable(failing.ID, base.Add(-time.Microsecond)) {
+		t.Error("DisableIfFailing disabled an endpoint failing since after the limit")
+	}
+	if h := healthOf(t, st, failing.ID); h.DisabledReason != "" || !h.DisabledAt.IsZero() {
+		t.Errorf("after a DisableIfFailing that did nothing, Health = %+v", h)
+	}
+	if !disable(failing.ID, base) {
+		t.Fatal("DisableIfFailing did not disable an endpoint failing since exactly the limit")
+	}
+	got, err := st.Get(ctx, failing.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	want := subscription.Health{FailingSince: stored(base), DisabledReason: reason, DisabledAt: stored(at)}
+	if got.Enabled || got.Health != want {
+		t.Errorf("after DisableIfFailing: Enabled = %t, Health = %+v; want false, %+v", got.Enabled, got.Health, want)
+	}
+	if disable(failing.ID, at) {
+		t.Error("DisableIfFailing of a disabled subscription reported a change")
+	}
+
+	// A success recorded after the failure stops the clock.
+	recovered := newSubscription(t, "acct_health_iffailing")
+	mustCreate(t, st, recovered)
+	record(t, st, recovered.ID, false, base)
+	record(t, st, recovered.ID, true, base.Add(time.Hour))
+	if disable(recovered.ID, at) {
+		t.Error("DisableIfFailing disabled an endpoint that succeeded after failing")
+	}
+	if subs := match(t, st, "acct_health_iffailing", "user.created"); !slices.Equal(ids(subs), sortedIDs(healthy.ID, recovered.ID)) {
+		t.Errorf("Match = %q, want the two subscriptions left enabled", ids(subs))
+	}
+
+	missing := uuid.NewString()
+	if _, err := st.DisableIfFailing(ctx, missing, reason, at, at); !errors.Is(err, subscription.ErrNotFound) {
+		t.Errorf("DisableIfFailing of a missing subscription: err = %v, want ErrNotFound", err)
+	}
+	if _, err := st.DisableIfFailing(ctx, healthy.ID, reason, time.Time{}, at); err == nil {
+		t.Error("DisableIfFailing without a limit: no error")
+	}
+}
+
+func testDisableRejectsBadArguments(t *testing.T, st subscription.Store) {
+	ctx := t.Context()
+	s := newSubscription(t, "acct_health_badreason")
+	mustCreate(t, st, s)
+	tests := []struct {
+		name, reason string
+		at           time.Time
+	}{
+		{"empty reason", "", base},
+		{"blank reason", " \t", base},
+		{"long reason", strings.Repeat("é", subscription.MaxDisabledReasonLength+1), base},
+		{"reason not UTF-8", "bad \xff", base},
+		{"reason with NUL", "bad \x00", base},
+		{"zero time", "a reason", time.Time{}},
+	}
+	for _, tc := range tests {
+		if _, err := st.Disable(ctx, s.ID, tc.reason, tc.at); err == nil {
+			t.Errorf("Disable with %s: no error", tc.name)
+		}
+		if _, err := st.DisableIfFailing(ctx, s.ID, tc.reason, base, tc.at); err == nil {
+			t.Errorf("DisableIfFailing with %s: no error", tc.name)
+		}
+	}
+	got, err := st.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	assertSame(t, got, *s)
+	if _, err := st.Disable(ctx, s.ID, strings.Repeat("é", subscription.MaxDisabledReasonLength), base); err != nil {
+		t.Errorf("Disable with a reason of the largest length: %v", err)
+	}
+}
+
+func testEnablingResetsTheFailureClock(t *testing.T, st subscription.Store) {
+	ctx := t.Context()
+	s := newSubscription(t, "acct_health_enable")
+	mustCreate(t, st, s)
+	record(t, st, s.ID, true, base)
+	record(t, st, s.ID, false, base.Add(time.Hour))
+	if _, err := st.Disable(ctx, s.ID, "failing", base.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// Resuming an enabled subscription, or pausing a paused one, leaves health alone.
+	if err := st.SetEnabled(ctx, s.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if h := healthOf(t, st, s.ID); h.DisabledReason != "failing" || h.DisabledAt != stored(base.Add(2*time.Hour)) {
+		t.Errorf("after pausing a disabled subscription, Health = %+v, want the first disable's reason and time", h)
+	}
+
+	if err := st.SetEnabled(ctx, s.ID, true); err != nil {
+		t.Fatalf("SetEnabled(true): %v", err)
+	}
+	want := subscription.Health{LastSuccessAt: stored(base)}
+	if h := healthOf(t, st, s.ID); h != want {
+		t.Errorf("after SetEnabled(true), Health = %+v, want %+v (failure clock and disable cleared, last success kept)", h, want)
+	}
+	record(t, st, s.ID, false, base.Add(3*time.Hour))
+	if err := st.SetEnabled(ctx, s.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if h := healthOf(t, st, s.ID); h.FailingSince != stored(base.Add(3*time.Hour)) {
+		t.Errorf("SetEnabled(true) of an enabled subscription changed FailingSince to %v", h.FailingSince)
+	}
+
+	// Pausing by its owner: a time, no reason.
+	before := time.Now()
+	if err := st.SetEnabled(ctx, s.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	h := healthOf(t, st, s.ID)
+	if h.DisabledReason != "" || h.DisabledAt.Before(before.Add(-time.Millisecond)) || h.DisabledAt.After(time.Now()) {
+		t.Errorf("after SetEnabled(false), Health = %+v, want DisabledAt now and no reason", h)
+	}
+	if h.FailingSince != stored(base.Add(3*time.Hour)) {
+		t.Errorf("pausing changed FailingSince to %v", h.FailingSince)
+	}
+}
+
+func testUpdateOfEnabledKeepsHealthInStep(t *testing.T, st subscription.Store) {
+	ctx := t.Context()
+	s := newSubscription(t, "acct_health_update")
+	mustCreate(t, st, s)
+	record(t, st, s.ID, false, base)
+	if _, err := st.Disable(ctx, s.ID, "failing", base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Description = "still off"
+	if err := st.Update(ctx, &got); err != nil {
+		t.Fatal(err)
+	}
+	if want := (subscription.Health{FailingSince: stored(base), DisabledReason: "failing", DisabledAt: stored(base.Add(time.Hour))}); got.Health != want {
+		t.Errorf("Update leaving Enabled false: Health = %+v, want %+v", got.Health, want)
+	}
+	got.Enabled = true
+	if err := st.Update(ctx, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Health != (subscription.Health{}) {
+		t.Errorf("Update enabling: Health = %+v, want zero (as SetEnabled(true))", got.Health)
+	}
+	got.Enabled = false
+	before := time.Now()
+	if err := st.Update(ctx, &got); err != nil {
+		t.Fatal(err)
+	}
+	if h := got.Health; h.DisabledReason != "" || h.DisabledAt.Before(before.Add(-time.Millisecond)) || h.DisabledAt.After(time.Now()) {
+		t.Errorf("Update disabling: Health = %+v, want DisabledAt now and no reason", h)
+	}
+	again, err := st.Get(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSame(t, again, got)
+}
+
+func sortedIDs(ids ...string) []string {
+	slices.Sort(ids)
+	return ids
+}
+
+// testMaxInFlight checks that the concurrency limit goes through every read
+// path (Get, List, Match, Update's write-back), from its largest value back
+// to none.
+func testMaxInFlight(t *testing.T, st subscription.Store) {
+	ctx := t.Context()
+	const account = "acct_max_in_flight"
+	limited := newSubscription(t, account)
+	limited.MaxInFlight = subscription.MaxInFlightLimit
+	mustCreate(t, st, limited)
+	unlimited := newSubscription(t, account)
+	mustCreate(t, st, unlimited)
+
+	want := map[string]int{limited.ID: subscription.MaxInFlightLimit, unlimited.ID: 0}
+	check := func(how string, subs []subscription.Subscription) {
+		t.Helper()
+		if len(subs) != len(want) {
+			t.Fatalf("%s returned %d subscriptions, want %d", how, len(subs), len(want))
+		}
+		for _, s := range subs {
+			if s.MaxInFlight != want[s.ID] {
+				t.Errorf("%s: %s has MaxInFlight %d, want %d", how, s.ID, s.MaxInFlight, want[s.ID])
+			}
+		}
+	}
+	check("List", listAll(t, st, account))
+	check("Match", match(t, st, account, "user.created"))
+
+	limited.MaxInFlight = 0
+	unlimited.MaxInFlight = 1
+	for _, s := range []*subscription.Subscription{limited, unlimited} {
+		if err := st.Update(ctx, s); err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		got, err := st.Get(ctx, s.ID)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		assertSame(t, got, *s)
+	}
+	want = map[string]int{limited.ID: 0, unlimited.ID: 1}
+	check("Match after Update", match(t, st, account, "user.deleted"))
 }
