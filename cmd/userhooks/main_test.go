@@ -6,25 +6,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/userhooks/userhooks/delivery"
+	"github.com/userhooks/userhooks/api"
+	"github.com/userhooks/userhooks/apikey"
 	"github.com/userhooks/userhooks/event"
-	"github.com/userhooks/userhooks/payloadcodec"
 	"github.com/userhooks/userhooks/subscription"
 )
 
-// closedAddr is a Temporal address where nothing listens. Input errors must
-// be reported before any connection attempt, so a test that sees "connect to
-// Temporal" instead of its expected message has found a check that runs too
-// late.
-const closedAddr = "127.0.0.1:1"
+// closedURL is an API address where nothing listens.
+const closedURL = "http://127.0.0.1:1"
 
 // result is what one invocation of the CLI did.
 type result struct {
@@ -36,39 +33,113 @@ func (r result) String() string {
 	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 }
 
-// userhooks runs the CLI as main does, with stdin as its input. The
-// environment points Temporal at closedAddr and the default store into a
-// temporary directory, so no test reaches a real server or writes to the
-// source tree.
-func userhooks(t *testing.T, stdin string, args ...string) result {
+// harness is the real API handler (api.New) behind an httptest server, over
+// a real SQLite subscription store and a real API key store in one file (as
+// `worker dev` has them), with recording fakes for the two parts that need
+// Temporal. Tests run the CLI against it.
+type harness struct {
+	t     *testing.T
+	url   string
+	store string // the SQLite file
+	subs  *subscription.SQLiteStore
+	keys  *apikey.SQLStore
+	pub   *recordingPublisher
+	dels  *fakeDeliveries
+	// requests counts the requests the API received.
+	requests atomic.Int64
+	// acme and globex are API keys of two accounts.
+	acme, globex string
+}
+
+func newHarness(t *testing.T) *harness {
 	t.Helper()
-	t.Setenv("TEMPORAL_ADDRESS", closedAddr)
-	for _, name := range []string{"TEMPORAL_API_KEY", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA",
-		"USERHOOKS_CODEC_KEYS_FILE", "USERHOOKS_PLAINTEXT_HISTORY"} {
-		t.Setenv(name, "")
+	// Relative defaults (.userhooks/…) resolve in an empty directory, never
+	// in the source tree.
+	t.Chdir(t.TempDir())
+	h := &harness{t: t, store: filepath.Join(t.TempDir(), "userhooks.db"), pub: &recordingPublisher{}, dels: &fakeDeliveries{}}
+	var err error
+	if h.subs, err = subscription.OpenSQLite(h.store); err != nil {
+		t.Fatalf("open subscription store: %v", err)
 	}
-	// A fresh key, unless the test set its own: publish encrypts payloads.
-	if os.Getenv("USERHOOKS_TEST_KEEP_CODEC_ENV") == "" {
-		t.Setenv("USERHOOKS_CODEC_KEYS", testCodecKey)
+	t.Cleanup(func() { h.subs.Close() })
+	if h.keys, err = apikey.OpenSQLite(t.Context(), h.store); err != nil {
+		t.Fatalf("open API key store: %v", err)
 	}
-	t.Setenv("USERHOOKS_STORE", filepath.Join(t.TempDir(), "default-store.db"))
+	t.Cleanup(func() { h.keys.Close() })
+	handler, err := api.New(api.Config{Subscriptions: h.subs, Keys: h.keys, Publisher: h.pub, Deliveries: h.dels})
+	if err != nil {
+		t.Fatalf("api.New: %v", err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.requests.Add(1)
+		handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+	if _, h.acme, err = h.keys.Create(t.Context(), "acme", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, h.globex, err = h.keys.Create(t.Context(), "globex", "test"); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// runAs runs the CLI against the harness's API with key (none when "") and
+// its store as USERHOOKS_STORE.
+func (h *harness) runAs(key, stdin string, args ...string) result {
+	h.t.Helper()
+	return runCLI(h.t, map[string]string{envAPIURL: h.url, envAPIKey: key, "USERHOOKS_STORE": h.store}, stdin, args...)
+}
+
+// run runs the CLI as acme.
+func (h *harness) run(args ...string) result {
+	h.t.Helper()
+	return h.runAs(h.acme, "", args...)
+}
+
+// ok runs the CLI as acme and fails the test unless it exits 0.
+func (h *harness) ok(args ...string) string {
+	h.t.Helper()
+	r := h.run(args...)
+	if r.code != 0 || r.stderr != "" {
+		h.t.Fatalf("userhooks %s: want success, got %s", strings.Join(args, " "), r)
+	}
+	return r.stdout
+}
+
+// okJSON runs the CLI as acme with --json and decodes what it printed.
+func (h *harness) okJSON(v any, args ...string) string {
+	h.t.Helper()
+	out := h.ok(append(args, "--json")...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		h.t.Fatalf("userhooks %s --json printed %q: %v", strings.Join(args, " "), out, err)
+	}
+	return out
+}
+
+// runCLI runs the CLI as main does, with env set (an empty value unsets),
+// and the key file and store defaults moved out of the source tree.
+func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	for _, name := range []string{envAPIURL, envAPIKey, envAPIKeyFile, "USERHOOKS_STORE"} {
+		t.Setenv(name, env[name])
+	}
 	var stdout, stderr bytes.Buffer
 	code := cli(t.Context(), args, strings.NewReader(stdin), &stdout, &stderr)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
 }
 
-// mustSucceed runs the CLI and fails the test unless it exits 0.
-func mustSucceed(t *testing.T, args ...string) string {
+// offline runs the CLI with no API and no key: for what must fail, or
+// succeed, without one.
+func offline(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	r := userhooks(t, "", args...)
-	if r.code != 0 {
-		t.Fatalf("userhooks %s: want success, got %s", strings.Join(args, " "), r)
-	}
-	return r.stdout
+	t.Chdir(t.TempDir())
+	return runCLI(t, map[string]string{envAPIURL: closedURL}, stdin, args...)
 }
 
-// wantFailure checks that r exited with code and that stderr names the
-// problem. It also checks that nothing went to stdout.
+// wantFailure checks that r exited with code, that stderr names the problem
+// and that nothing went to stdout.
 func wantFailure(t *testing.T, r result, code int, problem string) {
 	t.Helper()
 	if r.code != code {
@@ -79,6 +150,14 @@ func wantFailure(t *testing.T, r result, code int, problem string) {
 	}
 	if r.stdout != "" {
 		t.Errorf("stdout: want nothing on failure\n%s", r)
+	}
+}
+
+// noRequests fails the test if the API was called since the last reset.
+func (h *harness) noRequests(what string) {
+	h.t.Helper()
+	if n := h.requests.Swap(0); n != 0 {
+		h.t.Errorf("%s: the API got %d requests, want none (bad input must fail before any call)", what, n)
 	}
 }
 
@@ -93,10 +172,14 @@ func TestRun_MissingOrUnknownCommandPrintsUsage(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`, "usage: userhooks <command>"},
 		{"no subscriptions command", []string{"subscriptions"}, "missing subscriptions command", "usage: userhooks subscriptions <command>"},
 		{"unknown subscriptions command", []string{"subscriptions", "rename"}, `unknown subscriptions command "rename"`, "usage: userhooks subscriptions <command>"},
+		{"no deliveries command", []string{"deliveries"}, "missing deliveries command", "usage: userhooks deliveries <command>"},
+		{"unknown deliveries command", []string{"deliveries", "purge"}, `unknown deliveries command "purge"`, "usage: userhooks deliveries <command>"},
+		{"no apikeys command", []string{"apikeys"}, "missing apikeys command", "usage: userhooks apikeys <command>"},
+		{"unknown apikeys command", []string{"apikeys", "rotate"}, `unknown apikeys command "rotate"`, "usage: userhooks apikeys <command>"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := userhooks(t, "", tc.args...)
+			r := offline(t, "", tc.args...)
 			wantFailure(t, r, 2, tc.problem)
 			if !strings.Contains(r.stderr, tc.wantUsage) {
 				t.Errorf("stderr lacks the usage %q\n%s", tc.wantUsage, r)
@@ -105,38 +188,51 @@ func TestRun_MissingOrUnknownCommandPrintsUsage(t *testing.T) {
 	}
 }
 
-func TestHelp_ExitsZeroAndPrintsNoError(t *testing.T) {
+// TestHelp_EveryCommandListsItsFlags: -h works everywhere, exits 0, and
+// shows the command's own flags.
+func TestHelp_EveryCommandListsItsFlags(t *testing.T) {
 	tests := []struct {
-		args      []string
-		wantUsage string
+		args []string
+		want []string
 	}{
-		{[]string{"help"}, "usage: userhooks <command>"},
-		{[]string{"-h"}, "usage: userhooks <command>"},
-		{[]string{"publish", "-h"}, "-temporal-address"},
-		{[]string{"publish", "--help"}, "-user-id"},
-		{[]string{"subscriptions", "help"}, "usage: userhooks subscriptions <command>"},
-		{[]string{"subscriptions", "create", "-h"}, "-schedule"},
+		{[]string{"help"}, []string{"usage: userhooks <command>", "deliveries", "apikeys"}},
+		{[]string{"-h"}, []string{"usage: userhooks <command>"}},
+		{[]string{"publish", "-h"}, []string{"-user-id", "-previous", "-file", "-account", "-api-url", "-api-key-file", "-json"}},
+		{[]string{"publish", "--help"}, []string{"-type"}},
+		{[]string{"subscriptions", "help"}, []string{"usage: userhooks subscriptions <command>", "rotate-secret"}},
+		{[]string{"subscriptions", "create", "-h"}, []string{"-url", "-types", "-schedule", "-api-url"}},
+		{[]string{"subscriptions", "list", "-h"}, []string{"-limit", "-json"}},
+		{[]string{"subscriptions", "get", "-h"}, []string{"-id"}},
+		{[]string{"subscriptions", "update", "-h"}, []string{"-id", "-url", "-types", "-description", "-schedule"}},
+		{[]string{"subscriptions", "enable", "-h"}, []string{"-id"}},
+		{[]string{"subscriptions", "disable", "-h"}, []string{"-id"}},
+		{[]string{"subscriptions", "rotate-secret", "-h"}, []string{"-id", "-overlap"}},
+		{[]string{"subscriptions", "delete", "-h"}, []string{"-id"}},
+		{[]string{"deliveries", "-h"}, []string{"usage: userhooks deliveries <command>", "recover"}},
+		{[]string{"deliveries", "list", "-h"}, []string{"-subscription", "-event", "-user", "-type", "-status", "-since", "-until", "-limit", "-page-token"}},
+		{[]string{"deliveries", "show", "-h"}, []string{"-event", "-subscription", "-run"}},
+		{[]string{"deliveries", "redeliver", "-h"}, []string{"-event", "-subscription"}},
+		{[]string{"deliveries", "cancel", "-h"}, []string{"-event", "-subscription"}},
+		{[]string{"deliveries", "retry", "-h"}, []string{"-event", "-subscription"}},
+		{[]string{"deliveries", "recover", "-h"}, []string{"-subscription", "-since"}},
+		{[]string{"apikeys", "--help"}, []string{"usage: userhooks apikeys <command>"}},
+		{[]string{"apikeys", "create", "-h"}, []string{"-account", "-name", "-store"}},
+		{[]string{"apikeys", "list", "-h"}, []string{"-account", "-store"}},
+		{[]string{"apikeys", "revoke", "-h"}, []string{"-account", "-id", "-store"}},
+		{[]string{"codec-keys", "generate", "-h"}, []string{"-id"}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			r := userhooks(t, "", tc.args...)
+			r := offline(t, "", tc.args...)
 			if r.code != 0 || r.stderr != "" {
 				t.Errorf("want exit 0 and nothing on stderr\n%s", r)
 			}
-			if !strings.Contains(r.stdout, tc.wantUsage) {
-				t.Errorf("stdout lacks %q\n%s", tc.wantUsage, r)
+			for _, w := range tc.want {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("stdout lacks %q\n%s", w, r)
+				}
 			}
 		})
-	}
-}
-
-func TestPublish_HelpIsErrHelpWithExitCodeZero(t *testing.T) {
-	err := run(t.Context(), []string{"publish", "-h"}, strings.NewReader(""), new(bytes.Buffer))
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("run: got %v, want flag.ErrHelp", err)
-	}
-	if code := exitCode(err); code != 0 {
-		t.Errorf("exitCode(flag.ErrHelp) = %d, want 0", code)
 	}
 }
 
@@ -151,8 +247,17 @@ func TestExitCode_SeparatesBadInputFromFailures(t *testing.T) {
 		{"usage error", usageError{"--id is required"}, 2},
 		{"invalid event", fmt.Errorf("publish: %w", &event.ValidationError{Problems: []string{"type is unknown"}}), 2},
 		{"invalid subscription", fmt.Errorf("create: %w", &subscription.ValidationError{Problems: []string{"url is required"}}), 2},
-		{"not found", fmt.Errorf("get subscription x: %w", subscription.ErrNotFound), 1},
-		{"other failure", errors.New("connect to Temporal: connection refused"), 1},
+		{"invalid API key request", fmt.Errorf("create: %w", &apikey.ValidationError{Problems: []string{"name is too long"}}), 2},
+		{"API 400", &apiError{Status: 400}, 2},
+		{"API 413", &apiError{Status: 413}, 2},
+		{"API 422", fmt.Errorf("x: %w", &apiError{Status: 422}), 2},
+		{"API 401", &apiError{Status: 401}, 1},
+		{"API 404", &apiError{Status: 404}, 1},
+		{"API 409", &apiError{Status: 409}, 1},
+		{"API 415", &apiError{Status: 415}, 1},
+		{"API 500", &apiError{Status: 500}, 1},
+		{"API 503", &apiError{Status: 503}, 1},
+		{"other failure", errors.New("cannot reach the userhooks API"), 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,422 +268,209 @@ func TestExitCode_SeparatesBadInputFromFailures(t *testing.T) {
 	}
 }
 
-// validEventJSON is a complete user.created event without ID and timestamp,
-// which publish fills in.
-const validEventJSON = `{"type":"user.created","account_id":"acme","data":{"user":{"id":"u_42","email":"ada@example.com"}}}`
-
-func TestPublish_BadInputFailsBeforeConnecting(t *testing.T) {
-	oversized := fmt.Sprintf(`{"type":"user.created","account_id":"acme","data":{"user":{"id":"u_42","name":%q}}}`,
-		strings.Repeat("a", event.MaxBodyBytes))
-	// Small as an event, but too large as a file: the limit is on what is
-	// read, not on the event after re-encoding.
-	padded := validEventJSON + strings.Repeat(" ", event.MaxBodyBytes)
-
-	tests := []struct {
-		name  string
-		args  []string
-		file  string // when set, written to a temporary file passed as --file
-		stdin string
-		want  string
-	}{
-		{
-			name: "unknown type",
-			args: []string{"--type", "user.renamed", "--account", "acme", "--user-id", "u_42"},
-			want: `type "user.renamed" is unknown`,
-		},
-		{
-			name: "missing user id",
-			args: []string{"--type", "user.created", "--account", "acme"},
-			want: "data.user.id is required",
-		},
-		{
-			name: "missing account",
-			args: []string{"--type", "user.created", "--user-id", "u_42"},
-			want: "account_id is required",
-		},
-		{
-			name: "id with a slash",
-			args: []string{"--id", "evt/1", "--type", "user.created", "--account", "acme", "--user-id", "u_42"},
-			want: `id "evt/1" may only contain`,
-		},
-		{
-			name: "previous that is not JSON",
-			args: []string{"--type", "user.updated", "--account", "acme", "--user-id", "u_42", "--previous", "{email: old}"},
-			want: "--previous must be a JSON object",
-		},
-		{
-			name: "previous on a type other than user.updated",
-			args: []string{"--type", "user.created", "--account", "acme", "--user-id", "u_42", "--previous", `{"email":"old@example.com"}`},
-			want: "previous_attributes is only allowed on user.updated",
-		},
-		{
-			name: "file with malformed JSON",
-			file: `{"type":"user.created","account_id":`,
-			want: "event file is not a valid event",
-		},
-		{
-			name: "file with an unknown field",
-			file: `{"type":"user.created","account_id":"acme","colour":"red","data":{"user":{"id":"u_42"}}}`,
-			want: `unknown field "colour"`,
-		},
-		{
-			name: "file with data after the event",
-			file: validEventJSON + `{"type":"user.deleted"}`,
-			want: "data after the event object",
-		},
-		{
-			name: "file with an invalid event",
-			file: `{"type":"user.created","account_id":"acme","data":{"user":{"id":""}}}`,
-			want: "data.user.id is required",
-		},
-		{
-			name: "file over the size limit",
-			file: oversized,
-			want: fmt.Sprintf("larger than %d bytes", event.MaxBodyBytes),
-		},
-		{
-			name: "file padded past the size limit",
-			file: padded,
-			want: fmt.Sprintf("larger than %d bytes", event.MaxBodyBytes),
-		},
-		{
-			name:  "stdin over the size limit",
-			args:  []string{"--file", "-"},
-			stdin: oversized,
-			want:  fmt.Sprintf("event file (stdin) is larger than %d bytes", event.MaxBodyBytes),
-		},
-		{
-			name:  "file combined with event flags",
-			args:  []string{"--file", "-", "--type", "user.deleted", "--id", "evt_1"},
-			stdin: validEventJSON,
-			want:  "--file cannot be combined with --id, --type",
-		},
-		{
-			name: "unknown flag",
-			args: []string{"--acount", "acme"},
-			want: "flag provided but not defined: -acount",
-		},
-		{
-			// flag stops at the first non-flag, so without the check
-			// --type and everything after "yes" would be dropped silently.
-			name: "stray argument",
-			args: []string{"--json", "yes", "--type", "user.created", "--account", "acme", "--user-id", "u_42"},
-			want: `unexpected argument "yes"`,
-		},
+// TestConnection_NoKeySaysWhereToPutOne: without USERHOOKS_API_KEY and
+// without a key file, the CLI calls nothing and says where a key goes.
+func TestConnection_NoKeySaysWhereToPutOne(t *testing.T) {
+	h := newHarness(t)
+	r := h.runAs("", "", "subscriptions", "list")
+	wantFailure(t, r, 1, "no API key: set USERHOOKS_API_KEY, or put the key in .userhooks/api-key")
+	for _, want := range []string{"--api-key-file", "USERHOOKS_API_KEY_FILE", "userhooks apikeys create"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr does not mention %s\n%s", want, r)
+		}
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"publish", "--temporal-address", closedAddr}, tc.args...)
-			if tc.file != "" {
-				path := filepath.Join(t.TempDir(), "event.json")
-				if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
-					t.Fatal(err)
-				}
-				args = append(args, "--file", path)
-			}
-			r := userhooks(t, tc.stdin, args...)
-			wantFailure(t, r, 2, tc.want)
-			if strings.Contains(r.stderr, "connect to Temporal") {
-				t.Errorf("bad input reached the connection to Temporal\n%s", r)
-			}
-		})
-	}
+	h.noRequests("no key")
 }
 
-// testCodecKey is a payload encryption keyring of one all-zero key (tests
-// only).
-const testCodecKey = "test:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+// TestConnection_KeyFromFile: the default file .userhooks/api-key (where
+// `worker dev` writes its key) and --api-key-file / USERHOOKS_API_KEY_FILE
+// are read when the environment holds no key; the environment's key wins
+// over them, and --api-key-file on the command line over it.
+func TestConnection_KeyFromFile(t *testing.T) {
+	h := newHarness(t)
+	createSub(t, h, "acme", "https://acme.example/hooks")
+	createSub(t, h, "globex", "https://globex.example/hooks")
 
-// TestPublish_WithoutCodecKeysRefusesBeforeConnecting: user data is not
-// written to history in clear unless the operator says so.
-func TestPublish_WithoutCodecKeysRefusesBeforeConnecting(t *testing.T) {
-	t.Setenv("USERHOOKS_TEST_KEEP_CODEC_ENV", "1")
-	t.Setenv("USERHOOKS_CODEC_KEYS", "")
-	r := userhooks(t, validEventJSON, "publish", "--temporal-address", closedAddr, "--file", "-")
-	wantFailure(t, r, 1, "payload encryption needs keys: set USERHOOKS_CODEC_KEYS_FILE")
-	if strings.Contains(r.stderr, "connect to Temporal") {
-		t.Errorf("publish connected without codec keys\n%s", r)
+	// The default file, relative to the working directory.
+	if err := os.MkdirAll(".userhooks", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(".userhooks/api-key", []byte(h.acme+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := h.runAs("", "", "subscriptions", "list"); out.code != 0 || !strings.Contains(out.stdout, "acme.example") {
+		t.Errorf("with the default key file: want acme's subscription\n%s", out)
 	}
 
-	// -plaintext-history is the explicit way out: it gets as far as connecting.
-	r = userhooks(t, validEventJSON, "publish", "--plaintext-history", "--temporal-address", closedAddr, "--file", "-")
-	wantFailure(t, r, 1, "connect to Temporal at "+closedAddr)
-
-	// A broken key is reported as such, without echoing key material.
-	t.Setenv("USERHOOKS_CODEC_KEYS", "k1:bm90LWEta2V5")
-	r = userhooks(t, validEventJSON, "publish", "--temporal-address", closedAddr, "--file", "-")
-	wantFailure(t, r, 1, "USERHOOKS_CODEC_KEYS")
-	if strings.Contains(r.stderr, "bm90LWEta2V5") {
-		t.Errorf("the error echoes the key\n%s", r)
+	// A file named by the flag.
+	other := filepath.Join(t.TempDir(), "globex.key")
+	if err := os.WriteFile(other, []byte(h.globex), 0o600); err != nil {
+		t.Fatal(err)
 	}
+	if out := h.runAs("", "", "subscriptions", "list", "--api-key-file", other); out.code != 0 || !strings.Contains(out.stdout, "globex.example") {
+		t.Errorf("with --api-key-file: want globex's subscription\n%s", out)
+	}
+	// And by the environment.
+	r := runCLI(t, map[string]string{envAPIURL: h.url, envAPIKeyFile: other}, "", "subscriptions", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "globex.example") {
+		t.Errorf("with USERHOOKS_API_KEY_FILE: want globex's subscription\n%s", r)
+	}
+	// USERHOOKS_API_KEY wins over USERHOOKS_API_KEY_FILE and the default
+	// file, but --api-key-file on the command line wins over it.
+	r = runCLI(t, map[string]string{envAPIURL: h.url, envAPIKey: h.acme, envAPIKeyFile: other}, "", "subscriptions", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "acme.example") {
+		t.Errorf("with USERHOOKS_API_KEY and USERHOOKS_API_KEY_FILE: want the environment's key (acme)\n%s", r)
+	}
+	if out := h.runAs(h.acme, "", "subscriptions", "list", "--api-key-file", other); out.code != 0 || !strings.Contains(out.stdout, "globex.example") {
+		t.Errorf("with USERHOOKS_API_KEY and --api-key-file: want the flag's key (globex)\n%s", out)
+	}
+
+	// A file named explicitly must exist.
+	missing := filepath.Join(t.TempDir(), "nope.key")
+	wantFailure(t, h.runAs("", "", "subscriptions", "list", "--api-key-file", missing), 1, "read the API key file")
+
+	// A file holding something else is refused without echoing it.
+	wrong := filepath.Join(t.TempDir(), "secret.key")
+	if err := os.WriteFile(wrong, []byte("whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = h.runAs("", "", "subscriptions", "list", "--api-key-file", wrong)
+	wantFailure(t, r, 1, "does not hold an API key (one line starting with uhk_)")
+	if strings.Contains(r.stderr, "c2VjcmV0") {
+		t.Errorf("the error echoes the file's content\n%s", r)
+	}
+	empty := filepath.Join(t.TempDir(), "empty.key")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantFailure(t, h.runAs("", "", "subscriptions", "list", "--api-key-file", empty), 1, "is empty")
 }
 
-func TestCodecKeysGenerate_PrintsAKeyringEntry(t *testing.T) {
-	out := mustSucceed(t, "codec-keys", "generate", "--id", "prod-2026")
-	k, err := payloadcodec.ParseKeyring(strings.TrimSpace(out))
-	if err != nil {
-		t.Fatalf("codec-keys generate printed %q, which does not parse: %v", out, err)
-	}
-	if k.ActiveKeyID() != "prod-2026" {
-		t.Errorf("active key ID = %q, want prod-2026", k.ActiveKeyID())
-	}
-	if again := mustSucceed(t, "codec-keys", "generate", "--id", "prod-2026"); again == out {
-		t.Error("two runs printed the same key")
-	}
-	wantFailure(t, userhooks(t, "", "codec-keys", "generate", "--id", "has space"), 2, "--id")
-	wantFailure(t, userhooks(t, "", "codec-keys"), 2, "usage: userhooks codec-keys generate")
-}
-
-// TestPublish_ValidEventGetsAsFarAsConnecting is the control for
-// TestPublish_BadInputFailsBeforeConnecting: valid input does try closedAddr,
-// and fails there with a different message and exit code.
-func TestPublish_ValidEventGetsAsFarAsConnecting(t *testing.T) {
-	r := userhooks(t, validEventJSON, "publish", "--temporal-address", closedAddr, "--file", "-")
-	wantFailure(t, r, 1, "connect to Temporal at "+closedAddr)
-}
-
-// createSubscription creates a subscription with create --json and returns
-// its ID and secret.
-func createSubscription(t *testing.T, store string, flags ...string) (id, secret string) {
-	t.Helper()
-	out := mustSucceed(t, append([]string{"subscriptions", "create", "--store", store, "--json"}, flags...)...)
-	var created struct {
-		ID     string `json:"id"`
-		Secret string `json:"secret"`
-	}
-	if err := json.Unmarshal([]byte(out), &created); err != nil {
-		t.Fatalf("create --json printed %q: %v", out, err)
-	}
-	if created.ID == "" || !strings.HasPrefix(created.Secret, "whsec_") {
-		t.Fatalf("create --json printed %q: want an id and a whsec_ secret", out)
-	}
-	return created.ID, created.Secret
-}
-
-// listSubscriptions returns the raw output of list --json and its decoding.
-func listSubscriptions(t *testing.T, store, account string) (string, []subscriptionView) {
-	t.Helper()
-	out := mustSucceed(t, "subscriptions", "list", "--store", store, "--account", account, "--json")
-	var subs []subscriptionView
-	if err := json.Unmarshal([]byte(out), &subs); err != nil || subs == nil {
-		t.Fatalf("list --json printed %q, want a JSON array (err %v)", out, err)
-	}
-	return out, subs
-}
-
-func getSubscription(t *testing.T, store, id string) subscriptionView {
-	t.Helper()
-	out := mustSucceed(t, "subscriptions", "get", "--store", store, "--id", id)
-	var s subscriptionView
-	if err := json.Unmarshal([]byte(out), &s); err != nil {
-		t.Fatalf("get printed %q: %v", out, err)
-	}
-	return s
-}
-
-func TestSubscriptions_MissingRequiredFlagIsUsageErrorAndTouchesNoStore(t *testing.T) {
-	tests := []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"create without account", []string{"create", "--url", "https://crm.example.com/hooks"}, "subscriptions create: missing required --account\n"},
-		{"create without url", []string{"create", "--account", "acme"}, "subscriptions create: missing required --url\n"},
-		{"create without either", []string{"create"}, "subscriptions create: missing required --account, --url\n"},
-		{"list without account", []string{"list"}, "subscriptions list: missing required --account\n"},
-		{"get without id", []string{"get"}, "subscriptions get: missing required --id\n"},
-		{"enable without id", []string{"enable"}, "subscriptions enable: missing required --id\n"},
-		{"disable without id", []string{"disable"}, "subscriptions disable: missing required --id\n"},
-		{"delete without id", []string{"delete"}, "subscriptions delete: missing required --id\n"},
-		{"unknown flag", []string{"list", "--acount", "acme"}, "flag provided but not defined: -acount"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			store := filepath.Join(t.TempDir(), "subs.db")
-			args := append([]string{"subscriptions", tc.args[0], "--store", store}, tc.args[1:]...)
-			wantFailure(t, userhooks(t, "", args...), 2, tc.want)
-			if _, err := os.Stat(store); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("store %s: want it never created, stat says %v", store, err)
-			}
-		})
-	}
-}
-
-func TestSubscriptionsCreate_InvalidInputCreatesNothing(t *testing.T) {
-	tests := []struct {
-		name  string
-		flags []string
-		want  string
-	}{
-		{"relative url", []string{"--url", "crm.example.com/hooks"}, "url must be absolute"},
-		{"url with another scheme", []string{"--url", "ftp://crm.example.com/hooks"}, `url scheme is "ftp", want http or https`},
-		{"url without host", []string{"--url", "https:///hooks"}, "url has no host"},
-		{"unknown event type", []string{"--url", "https://crm.example.com/hooks", "--types", "user.created,user.renamed"}, `event_types[1] "user.renamed" is not a known event type`},
-		{"schedule that is not JSON", []string{"--url", "https://crm.example.com/hooks", "--schedule", "{delays: [10s]}"}, "--schedule is not a valid retry schedule"},
-		{"schedule with a misspelt field", []string{"--url", "https://crm.example.com/hooks", "--schedule", `{"delay":["10s"]}`}, `unknown field "delay"`},
-		{"schedule with a bad duration", []string{"--url", "https://crm.example.com/hooks", "--schedule", `{"delays":["soon"]}`}, `invalid duration "soon"`},
-		{"schedule that is null", []string{"--url", "https://crm.example.com/hooks", "--schedule", "null"}, "--schedule must be a JSON object"},
-		{"schedule with too much jitter", []string{"--url", "https://crm.example.com/hooks", "--schedule", `{"delays":["10s"],"jitter":0.9}`}, "retry schedule jitter is 0.9"},
-		{"schedule with too short a delay", []string{"--url", "https://crm.example.com/hooks", "--schedule", `{"delays":["1ms"]}`}, "retry schedule delay 1 is 1ms"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			store := filepath.Join(t.TempDir(), "subs.db")
-			args := append([]string{"subscriptions", "create", "--store", store, "--account", "acme"}, tc.flags...)
-			wantFailure(t, userhooks(t, "", args...), 2, tc.want)
-			if _, err := os.Stat(store); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("store %s: want it never created, stat says %v", store, err)
-			}
-		})
-	}
-}
-
-// TestSubscriptions_MistypedStoreIsReportedNotCreated: only create makes a
-// store file, so a wrong --store is an error, not an empty list.
-func TestSubscriptions_MistypedStoreIsReportedNotCreated(t *testing.T) {
-	store := filepath.Join(t.TempDir(), "typo.db")
+// TestConnection_UnreachableAPINamesTheHostNotTheKey
+func TestConnection_UnreachableAPINamesTheHostNotTheKey(t *testing.T) {
+	const key = "uhk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	t.Chdir(t.TempDir())
 	for _, args := range [][]string{
-		{"list", "--account", "acme"},
-		{"get", "--id", "0193b1a2-0000-7000-8000-000000000000"},
-		{"disable", "--id", "0193b1a2-0000-7000-8000-000000000000"},
+		{"subscriptions", "list"},
+		{"publish", "--type", "user.created", "--user-id", "u_42"},
+		{"deliveries", "list", "--status", "failed"},
 	} {
-		r := userhooks(t, "", append([]string{"subscriptions", args[0], "--store", store}, args[1:]...)...)
-		wantFailure(t, r, 1, "no subscription store at "+store)
-		if _, err := os.Stat(store); !errors.Is(err, os.ErrNotExist) {
-			t.Fatalf("subscriptions %s created %s", args[0], store)
+		r := runCLI(t, map[string]string{envAPIURL: closedURL, envAPIKey: key}, "", args...)
+		wantFailure(t, r, 1, "cannot reach the userhooks API at 127.0.0.1:1")
+		if strings.Contains(r.stderr, key) || strings.Contains(r.stderr, "AAAAAAAA") {
+			t.Errorf("the error shows the key\n%s", r)
 		}
 	}
 }
 
-func TestSubscriptionsCreate_PrintsSecretOnceAndNeverAgain(t *testing.T) {
-	store := filepath.Join(t.TempDir(), "subs.db")
-	out := mustSucceed(t, "subscriptions", "create", "--store", store, "--account", "acme", "--url", "https://crm.example.com/hooks")
-
-	m := regexp.MustCompile(`^Created subscription (\S+)\n  secret  (whsec_\S+)\n`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("create printed %q, want the ID and a whsec_ secret", out)
-	}
-	id, secret := m[1], m[2]
-	if n := strings.Count(out, "whsec_"); n != 1 {
-		t.Errorf("create printed the secret %d times, want once:\n%s", n, out)
-	}
-
-	raw, subs := listSubscriptions(t, store, "acme")
-	if len(subs) != 1 || subs[0].ID != id || subs[0].AccountID != "acme" || subs[0].URL != "https://crm.example.com/hooks" ||
-		!subs[0].Enabled || subs[0].Secrets != 1 {
-		t.Errorf("list --json: got %+v, want the one enabled subscription %s with 1 secret", subs, id)
-	}
-	text := mustSucceed(t, "subscriptions", "list", "--store", store, "--account", "acme")
-	if !strings.Contains(text, id) {
-		t.Errorf("list printed %q, want it to show %s", text, id)
-	}
-	getOut := mustSucceed(t, "subscriptions", "get", "--store", store, "--id", id)
-	for what, out := range map[string]string{"list --json": raw, "list": text, "get": getOut} {
-		if strings.Contains(out, secret) || strings.Contains(out, "whsec_") {
-			t.Errorf("%s shows secret text:\n%s", what, out)
-		}
+// TestConnection_RefusedKeyIsExit1AndSaysWhereItCameFrom
+func TestConnection_RefusedKeyIsExit1AndSaysWhereItCameFrom(t *testing.T) {
+	h := newHarness(t)
+	const unknown = "uhk_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+	r := h.runAs(unknown, "", "subscriptions", "list")
+	wantFailure(t, r, 1, "GET /v1/subscriptions: 401 Unauthorized: the API key is invalid or revoked (the API key from USERHOOKS_API_KEY was refused")
+	if strings.Contains(r.stderr, "BBBBBBBB") {
+		t.Errorf("the error shows the key\n%s", r)
 	}
 }
 
-func TestSubscriptionsCreate_JSONPrintsTheSecretOnce(t *testing.T) {
-	store := filepath.Join(t.TempDir(), "subs.db")
-	out := mustSucceed(t, "subscriptions", "create", "--store", store, "--account", "acme", "--url", "https://crm.example.com/hooks", "--json")
-	var created struct {
-		subscriptionView
-		Secret string `json:"secret"`
-	}
-	if err := json.Unmarshal([]byte(out), &created); err != nil {
-		t.Fatalf("create --json printed %q: %v", out, err)
-	}
-	if created.ID == "" || created.AccountID != "acme" || created.Secrets != 1 || !strings.HasPrefix(created.Secret, "whsec_") {
-		t.Errorf("create --json: got %+v, want the new subscription, 1 secret and its whsec_ text", created)
-	}
-	if n := strings.Count(out, "whsec_"); n != 1 {
-		t.Errorf("create --json printed the secret %d times, want once:\n%s", n, out)
-	}
-}
-
-func TestSubscriptionsCreate_StoresTypesAndSchedule(t *testing.T) {
-	store := filepath.Join(t.TempDir(), "subs.db")
-	id, _ := createSubscription(t, store, "--account", "acme", "--url", "https://crm.example.com/hooks",
-		"--types", "user.deleted, user.created", "--description", "CRM sync",
-		"--schedule", `{"delays":["10s","1m"],"jitter":0.1,"max_retry_after":"1h"}`)
-
-	got := getSubscription(t, store, id)
-	if want := []string{"user.created", "user.deleted"}; !slices.Equal(got.EventTypes, want) {
-		t.Errorf("event types: got %q, want %q", got.EventTypes, want)
-	}
-	if got.Description != "CRM sync" {
-		t.Errorf("description: got %q, want %q", got.Description, "CRM sync")
-	}
-	want := delivery.Schedule{
-		Delays:        []delivery.Duration{delivery.Duration(10 * time.Second), delivery.Duration(time.Minute)},
-		Jitter:        0.1,
-		MaxRetryAfter: delivery.Duration(time.Hour),
-	}
-	if got.Schedule == nil || !slices.Equal(got.Schedule.Delays, want.Delays) || got.Schedule.Jitter != want.Jitter ||
-		got.Schedule.MaxRetryAfter != want.MaxRetryAfter {
-		t.Errorf("schedule: got %+v, want %+v", got.Schedule, want)
-	}
-}
-
-func TestSubscriptionsCreate_MakesTheStoreDirectory(t *testing.T) {
-	store := filepath.Join(t.TempDir(), "not", "yet", "there", "subs.db")
-	id, _ := createSubscription(t, store, "--account", "acme", "--url", "https://crm.example.com/hooks")
-	if _, subs := listSubscriptions(t, store, "acme"); len(subs) != 1 || subs[0].ID != id {
-		t.Errorf("list: got %+v, want subscription %s", subs, id)
-	}
-}
-
-func TestSubscriptions_UnknownIDIsNotFound(t *testing.T) {
-	store := filepath.Join(t.TempDir(), "subs.db")
-	createSubscription(t, store, "--account", "acme", "--url", "https://crm.example.com/hooks")
-	const unknown = "01900000-0000-7000-8000-000000000000"
-	for _, verb := range []string{"get", "enable", "disable", "delete"} {
-		t.Run(verb, func(t *testing.T) {
-			r := userhooks(t, "", "subscriptions", verb, "--store", store, "--id", unknown)
-			wantFailure(t, r, 1, "subscription not found")
-			if !strings.Contains(r.stderr, unknown) {
-				t.Errorf("stderr does not name the ID %s\n%s", unknown, r)
+func TestConnection_BadAPIURLIsUsageError(t *testing.T) {
+	h := newHarness(t)
+	for _, u := range []string{"127.0.0.1:8000", "ftp://api.example", "https://user:pw@api.example", "http://", "http://api.example/?x=1", "http://[::1"} {
+		t.Run(u, func(t *testing.T) {
+			r := h.run("subscriptions", "list", "--api-url", u)
+			wantFailure(t, r, 2, "--api-url")
+			if strings.Contains(r.stderr, "pw@") {
+				t.Errorf("the error shows the credentials\n%s", r)
 			}
 		})
 	}
-	if _, subs := listSubscriptions(t, store, "acme"); len(subs) != 1 || !subs[0].Enabled {
-		t.Errorf("list after failed commands: got %+v, want the one enabled subscription", subs)
-	}
+	h.noRequests("bad --api-url")
+	// A path prefix (an API behind a proxy) is kept.
+	r := h.run("subscriptions", "list", "--api-url", h.url+"/prefix/")
+	wantFailure(t, r, 1, "GET /v1/subscriptions: 404 Not Found")
 }
 
-func TestSubscriptions_DisableEnableDeleteRoundTrip(t *testing.T) {
-	store := filepath.Join(t.TempDir(), "subs.db")
-	id, _ := createSubscription(t, store, "--account", "acme", "--url", "https://crm.example.com/hooks")
-	other, _ := createSubscription(t, store, "--account", "acme", "--url", "https://billing.example.com/hooks")
-
-	steps := []struct {
-		verb        string
-		wantOut     string
-		wantEnabled bool
-	}{
-		{"disable", "Subscription " + id + " disabled\n", false},
-		{"disable", "Subscription " + id + " disabled\n", false}, // idempotent
-		{"enable", "Subscription " + id + " enabled\n", true},
-		{"disable", "Subscription " + id + " disabled\n", false},
-	}
-	for _, step := range steps {
-		if out := mustSucceed(t, "subscriptions", step.verb, "--store", store, "--id", id); out != step.wantOut {
-			t.Errorf("%s printed %q, want %q", step.verb, out, step.wantOut)
+// TestConnection_AnswersThatAreNotTheAPIAreReported: a proxy's HTML error
+// page, a redirect, a 200 that is not JSON.
+func TestConnection_AnswersThatAreNotTheAPIAreReported(t *testing.T) {
+	var redirected atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/elsewhere" {
+			redirected.Store(true)
 		}
-		if got := getSubscription(t, store, id); got.Enabled != step.wantEnabled {
-			t.Errorf("after %s: enabled = %t, want %t", step.verb, got.Enabled, step.wantEnabled)
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprint(w, "<html>bad gateway</html>")
+	}))
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	env := map[string]string{envAPIURL: srv.URL, envAPIKey: "uhk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}
+	r := runCLI(t, env, "", "subscriptions", "list")
+	wantFailure(t, r, 1, "502 Bad Gateway (from 127.0.0.1")
+	if !strings.Contains(r.stderr, "is it the userhooks API?") {
+		t.Errorf("stderr does not suggest checking --api-url\n%s", r)
+	}
+
+	redirect := httptest.NewServer(http.RedirectHandler(srv.URL+"/elsewhere", http.StatusFound))
+	defer redirect.Close()
+	env[envAPIURL] = redirect.URL
+	wantFailure(t, runCLI(t, env, "", "subscriptions", "list"), 1, "302 Found")
+	if redirected.Load() {
+		t.Error("the CLI followed a redirect, carrying the key")
+	}
+
+	notJSON := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"subscriptions": [`)
+	}))
+	defer notJSON.Close()
+	env[envAPIURL] = notJSON.URL
+	wantFailure(t, runCLI(t, env, "", "subscriptions", "list"), 1, "without a JSON body")
+
+	wrongShape := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"subscriptions": {"id": 1}, "next_after": 7}`)
+	}))
+	defer wrongShape.Close()
+	env[envAPIURL] = wrongShape.URL
+	wantFailure(t, runCLI(t, env, "", "subscriptions", "list"), 1, "not what the CLI expects")
+}
+
+// TestCLI_NeverPanics runs odd input through every command: each must
+// exit 1 or 2 with a message, never panic.
+func TestCLI_NeverPanics(t *testing.T) {
+	h := newHarness(t)
+	odd := []string{"", " ", "-", "--", "\x00", "\x1b[2J", "null", "{}", "[]", `{"delays":null}`, "0", "-1", "99999999999999999999",
+		"🙂", strings.Repeat("x", 5000), "../../etc/passwd", "%2F", "01900000-0000-7000-8000-000000000000"}
+	commands := [][]string{
+		{"publish", "--type"}, {"publish", "--user-id"}, {"publish", "--previous"}, {"publish", "--file"}, {"publish", "--roles"},
+		{"subscriptions", "create", "--url"}, {"subscriptions", "create", "--url", "https://x.example", "--schedule"},
+		{"subscriptions", "list", "--limit"}, {"subscriptions", "get", "--id"}, {"subscriptions", "update", "--id"},
+		{"subscriptions", "update", "--id", "01900000-0000-7000-8000-000000000000", "--schedule"},
+		{"subscriptions", "rotate-secret", "--id", "01900000-0000-7000-8000-000000000000", "--overlap"},
+		{"deliveries", "list", "--since"}, {"deliveries", "list", "--page-token"}, {"deliveries", "list", "--limit"},
+		{"deliveries", "show", "--subscription", "01900000-0000-7000-8000-000000000000", "--event"},
+		{"deliveries", "recover", "--subscription", "01900000-0000-7000-8000-000000000000", "--since"},
+		{"apikeys", "create", "--account"}, {"apikeys", "revoke", "--account", "acme", "--id"}, {"codec-keys", "generate", "--id"},
+	}
+	for _, cmd := range commands {
+		for _, v := range odd {
+			args := append(append([]string{}, cmd...), v)
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Fatalf("userhooks %q panicked: %v", args, p)
+					}
+				}()
+				r := h.run(args...)
+				if r.code < 0 || r.code > 2 {
+					t.Errorf("userhooks %q: exit %d, want 0, 1 or 2\n%s", args, r.code, r)
+				}
+				if r.code != 0 && strings.TrimSpace(r.stderr) == "" {
+					t.Errorf("userhooks %q failed without a message\n%s", args, r)
+				}
+			}()
 		}
-	}
-
-	if out := mustSucceed(t, "subscriptions", "delete", "--store", store, "--id", id); out != "Subscription "+id+" deleted\n" {
-		t.Errorf("delete printed %q", out)
-	}
-	wantFailure(t, userhooks(t, "", "subscriptions", "get", "--store", store, "--id", id), 1, "not found")
-	wantFailure(t, userhooks(t, "", "subscriptions", "delete", "--store", store, "--id", id), 1, "not found")
-
-	if _, subs := listSubscriptions(t, store, "acme"); len(subs) != 1 || subs[0].ID != other || !subs[0].Enabled {
-		t.Errorf("list after delete: got %+v, want only the untouched subscription %s", subs, other)
 	}
 }
