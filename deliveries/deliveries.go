@@ -183,8 +183,14 @@ type Detail struct {
 	// with class InternalError.
 	AttemptLog []delivery.Attempt
 	// NextAttemptAt is when the run will try again, while it waits between
-	// attempts; zero otherwise.
+	// attempts; zero otherwise, and while it waits for a permit.
 	NextAttemptAt time.Time
+	// WaitingForPermitSince is set while the run waits for a permit of its
+	// endpoint's gate before its next attempt (the subscription's
+	// concurrency limit is reached): when it asked for the permit. The
+	// attempt starts when the gate grants it, at no time known in advance.
+	// Zero otherwise.
+	WaitingForPermitSince time.Time
 }
 
 // Page is one page of List.
@@ -270,14 +276,15 @@ func (s *Service) Get(ctx context.Context, accountID string, k Key, runID string
 	if err != nil {
 		return Detail{}, err
 	}
-	log, next, err := attemptLog(s.opts.DataConverter, events)
+	rl, err := attemptLog(s.opts.DataConverter, events)
 	if err != nil {
 		return Detail{}, fmt.Errorf("attempt log of %s run %s: %w", id, r.RunID, err)
 	}
-	d := Detail{Delivery: r.Delivery, AttemptLog: log}
-	d.Attempts = max(d.Attempts, len(log))
+	d := Detail{Delivery: r.Delivery, AttemptLog: rl.Attempts}
+	d.Attempts = max(d.Attempts, len(rl.Attempts))
 	if r.ClosedAt.IsZero() {
-		d.NextAttemptAt = next
+		d.NextAttemptAt = rl.NextAttemptAt
+		d.WaitingForPermitSince = rl.WaitingForPermitSince
 	}
 	return d, nil
 }

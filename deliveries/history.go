@@ -18,6 +18,21 @@ import (
 // deliverActivityType is the registered name of activities.Activities.Deliver.
 const deliverActivityType = "Deliver"
 
+// requestPermitActivityType is the registered name of
+// activities.Activities.RequestPermit, which a delivery with a concurrency
+// limit runs as a local activity before each attempt: its result is a
+// marker in history, not an activity's events.
+const requestPermitActivityType = "RequestPermit"
+
+// localActivityMarker is the marker name the Go SDK records a local
+// activity's result under; localActivityMarkerData is the part of the
+// marker's "data" detail that names the activity.
+const localActivityMarker = "LocalActivity"
+
+type localActivityMarkerData struct {
+	ActivityType string
+}
+
 // history returns every event of one run.
 func (s *Service) history(ctx context.Context, workflowID, runID string) ([]*historypb.HistoryEvent, error) {
 	it := s.client.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -58,21 +73,44 @@ func (s *Service) startInput(ctx context.Context, workflowID, runID string) (wor
 	return in, nil
 }
 
+// runLog is what a delivery run's history says of its attempts.
+type runLog struct {
+	// Attempts are the attempts made, in order.
+	Attempts []delivery.Attempt
+	// NextAttemptAt is when the pending retry timer fires; zero when none
+	// is pending.
+	NextAttemptAt time.Time
+	// WaitingForPermitSince is when the run asked its endpoint's gate for
+	// the permit of its next attempt, while it waits for the grant; zero
+	// otherwise.
+	WaitingForPermitSince time.Time
+}
+
 // attemptLog reads the attempts of a delivery run from its history: the
 // result of every completed Deliver activity and the details of every
-// failed one, in order, decoded with dc. It also returns when the pending
-// retry timer fires (zero when none is pending).
+// failed one, in order, decoded with dc. It also says when the pending
+// retry timer fires, and whether the run is waiting for a permit.
 //
 // Deliver activities that failed without an attempt record (their retries
 // for faults on our side ran out, or they timed out) are listed as
 // InternalError attempts, as the workflow counts them. An activity still
 // running is not an attempt yet; a cancelled one never is.
-func attemptLog(dc converter.DataConverter, events []*historypb.HistoryEvent) ([]delivery.Attempt, time.Time, error) {
+//
+// A delivery with a concurrency limit asks its gate for a permit before
+// each attempt (a RequestPermit local activity: a marker in history) and
+// waits for the grant on a timer (workflows.permits.await), after which
+// it asks again. That timer is not a retry: from a permit request until the
+// next Deliver is scheduled the run is waiting for a permit, and timers
+// started then are not the next attempt.
+func attemptLog(dc converter.DataConverter, events []*historypb.HistoryEvent) (runLog, error) {
 	var (
 		log       []delivery.Attempt
 		number    = map[int64]int{} // scheduled event ID of a Deliver → attempt number
 		timers    = map[string]time.Time{}
 		scheduled int
+		// waitingSince is set from the first permit request of an attempt
+		// until the attempt's Deliver is scheduled.
+		waitingSince time.Time
 	)
 	internal := func(ev *historypb.HistoryEvent, n int, msg string) delivery.Attempt {
 		return delivery.Attempt{Number: n, StartedAt: ev.GetEventTime().AsTime(), Class: delivery.ClassInternal, Error: msg}
@@ -83,6 +121,19 @@ func attemptLog(dc converter.DataConverter, events []*historypb.HistoryEvent) ([
 			if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == deliverActivityType {
 				scheduled++
 				number[ev.GetEventId()] = scheduled
+				waitingSince = time.Time{}
+			}
+		case ev.GetMarkerRecordedEventAttributes() != nil:
+			m := ev.GetMarkerRecordedEventAttributes()
+			if m.GetMarkerName() != localActivityMarker {
+				continue // a version marker
+			}
+			var data localActivityMarkerData
+			if err := dc.FromPayloads(m.GetDetails()["data"], &data); err != nil {
+				return runLog{}, fmt.Errorf("decode local activity marker %d: %w", ev.GetEventId(), err)
+			}
+			if data.ActivityType == requestPermitActivityType && waitingSince.IsZero() {
+				waitingSince = ev.GetEventTime().AsTime()
 			}
 		case ev.GetActivityTaskCompletedEventAttributes() != nil:
 			a := ev.GetActivityTaskCompletedEventAttributes()
@@ -92,7 +143,7 @@ func attemptLog(dc converter.DataConverter, events []*historypb.HistoryEvent) ([
 			}
 			var rec delivery.Attempt
 			if err := dc.FromPayloads(a.GetResult(), &rec); err != nil {
-				return nil, time.Time{}, fmt.Errorf("decode result of attempt %d: %w", n, err)
+				return runLog{}, fmt.Errorf("decode result of attempt %d: %w", n, err)
 			}
 			if rec.Number == 0 {
 				rec.Number = n
@@ -111,7 +162,7 @@ func attemptLog(dc converter.DataConverter, events []*historypb.HistoryEvent) ([
 			}
 			var rec delivery.Attempt
 			if err := dc.FromPayloads(app.GetDetails(), &rec); err != nil {
-				return nil, time.Time{}, fmt.Errorf("decode failure details of attempt %d: %w", n, err)
+				return runLog{}, fmt.Errorf("decode failure details of attempt %d: %w", n, err)
 			}
 			if rec.Number == 0 {
 				rec.Number = n
@@ -123,6 +174,9 @@ func attemptLog(dc converter.DataConverter, events []*historypb.HistoryEvent) ([
 				log = append(log, internal(ev, n, "attempt timed out: "+a.GetFailure().GetMessage()))
 			}
 		case ev.GetTimerStartedEventAttributes() != nil:
+			if !waitingSince.IsZero() {
+				continue // the wait for a grant, before asking again
+			}
 			a := ev.GetTimerStartedEventAttributes()
 			timers[a.GetTimerId()] = ev.GetEventTime().AsTime().Add(a.GetStartToFireTimeout().AsDuration())
 		case ev.GetTimerFiredEventAttributes() != nil:
@@ -131,11 +185,11 @@ func attemptLog(dc converter.DataConverter, events []*historypb.HistoryEvent) ([
 			delete(timers, ev.GetTimerCanceledEventAttributes().GetTimerId())
 		}
 	}
-	var next time.Time
+	rl := runLog{Attempts: log, WaitingForPermitSince: waitingSince}
 	for _, at := range timers {
-		if next.IsZero() || at.Before(next) {
-			next = at
+		if rl.NextAttemptAt.IsZero() || at.Before(rl.NextAttemptAt) {
+			rl.NextAttemptAt = at
 		}
 	}
-	return log, next, nil
+	return rl, nil
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	failurepb "go.temporal.io/api/failure/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -258,6 +262,49 @@ func (h *historyBuilder) timerFired(id string) {
 	})
 }
 
+func (h *historyBuilder) timerCanceled(id string) {
+	h.add(&historypb.HistoryEvent{
+		EventType: enumspb.EVENT_TYPE_TIMER_CANCELED,
+		Attributes: &historypb.HistoryEvent_TimerCanceledEventAttributes{TimerCanceledEventAttributes: &historypb.TimerCanceledEventAttributes{
+			TimerId: id,
+		}},
+	})
+}
+
+// marker records a marker as the SDK does: a local activity's result
+// ("LocalActivity", its data naming the activity) or a version ("Version").
+func (h *historyBuilder) marker(name, activityType string) {
+	details := map[string]*commonpb.Payloads{}
+	if name == localActivityMarker {
+		// The SDK's localActivityMarkerData, encoded with the workflow's
+		// data converter.
+		details["data"] = h.payloads(struct {
+			ActivityID   string
+			ActivityType string
+			ReplayTime   time.Time
+			Attempt      int32
+		}{"1", activityType, h.at, 1})
+	} else {
+		details["change-id"] = h.payloads("endpoint-concurrency")
+		details["version"] = h.payloads(1)
+	}
+	h.add(&historypb.HistoryEvent{
+		EventType: enumspb.EVENT_TYPE_MARKER_RECORDED,
+		Attributes: &historypb.HistoryEvent_MarkerRecordedEventAttributes{MarkerRecordedEventAttributes: &historypb.MarkerRecordedEventAttributes{
+			MarkerName: name, Details: details,
+		}},
+	})
+}
+
+func (h *historyBuilder) signaled(name string) {
+	h.add(&historypb.HistoryEvent{
+		EventType: enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+		Attributes: &historypb.HistoryEvent_WorkflowExecutionSignaledEventAttributes{WorkflowExecutionSignaledEventAttributes: &historypb.WorkflowExecutionSignaledEventAttributes{
+			SignalName: name, Input: h.payloads(workflows.PermitGrant{RequestID: "r", InFlight: 1, Limit: 1}),
+		}},
+	})
+}
+
 func encryptingConverter(t *testing.T) converter.DataConverter {
 	key, err := payloadcodec.GenerateKey()
 	if err != nil {
@@ -293,10 +340,11 @@ func TestAttemptLog_ReadsEveryDeliverAttemptInOrderThroughTheDataConverter(t *te
 			h.completed(h.schedule(deliverActivityType), third)
 			h.schedule(deliverActivityType) // in flight: not an attempt yet
 
-			log, next, err := attemptLog(dc, h.events)
+			rl, err := attemptLog(dc, h.events)
 			if err != nil {
 				t.Fatal(err)
 			}
+			log, next := rl.Attempts, rl.NextAttemptAt
 			if !next.IsZero() {
 				t.Errorf("next attempt = %s, want none (the only timer fired)", next)
 			}
@@ -319,12 +367,80 @@ func TestAttemptLog_PendingTimerIsTheNextAttempt(t *testing.T) {
 	h.failed(h.schedule(deliverActivityType), h.appFailure(delivery.Attempt{Number: 1, StatusCode: 500, Class: delivery.ClassServerError}))
 	h.timer("t1", time.Hour)
 	started := h.at
-	_, next, err := attemptLog(dc, h.events)
+	rl, err := attemptLog(dc, h.events)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := started.Add(time.Hour); !next.Equal(want) {
-		t.Errorf("next attempt = %s, want %s (timer start + 1 h)", next, want)
+	if want := started.Add(time.Hour); !rl.NextAttemptAt.Equal(want) || !rl.WaitingForPermitSince.IsZero() {
+		t.Errorf("next attempt = %s, waiting for a permit since %s; want %s (timer start + 1 h), not waiting", rl.NextAttemptAt, rl.WaitingForPermitSince, want)
+	}
+}
+
+// TestAttemptLog_AWaitForAPermitIsNotTheNextAttempt: a delivery with a
+// concurrency limit waits for its gate's grant on a 10-minute timer before
+// it asks again. That timer is no retry: while the run waits, the log says
+// since when it waits for a permit, and gives no next attempt time.
+func TestAttemptLog_AWaitForAPermitIsNotTheNextAttempt(t *testing.T) {
+	for name, dc := range map[string]converter.DataConverter{
+		"default converter":    converter.GetDefaultDataConverter(),
+		"encrypting converter": encryptingConverter(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := &historyBuilder{t: t, dc: dc, at: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+			// want is what the log says once the history holds the events so far.
+			type want struct {
+				attempts     int
+				next         time.Time
+				waitingSince time.Time
+				events       int // the length of the history then
+			}
+			var steps []want
+			check := func(w want) {
+				w.events = len(h.events)
+				steps = append(steps, w)
+			}
+			h.marker("Version", "")
+			h.marker(localActivityMarker, requestPermitActivityType) // attempt 1 asks
+			asked1 := h.at
+			check(want{0, time.Time{}, asked1, 0})
+			h.timer("1", 10*time.Minute)
+			check(want{0, time.Time{}, asked1, 0})
+			h.signaled(workflows.SignalPermitGrant)
+			h.timerCanceled("1")
+			scheduled := h.schedule(deliverActivityType)
+			check(want{0, time.Time{}, time.Time{}, 0})
+			h.failed(scheduled, h.appFailure(delivery.Attempt{Number: 1, StatusCode: 500, Class: delivery.ClassServerError}))
+			h.timer("2", 5*time.Second) // the retry
+			retryAt := h.at.Add(5 * time.Second)
+			check(want{1, retryAt, time.Time{}, 0})
+			h.timerFired("2")
+			h.marker(localActivityMarker, requestPermitActivityType) // attempt 2 asks
+			asked2 := h.at
+			h.timer("3", 10*time.Minute)
+			check(want{1, time.Time{}, asked2, 0})
+			h.timerFired("3")
+			h.marker(localActivityMarker, requestPermitActivityType) // and asks again
+			h.timer("4", 10*time.Minute)
+			check(want{1, time.Time{}, asked2, 0}) // waiting since the first request
+			h.signaled(workflows.SignalPermitGrant)
+			h.timerCanceled("4")
+			scheduled = h.schedule(deliverActivityType)
+			h.failed(scheduled, h.appFailure(delivery.Attempt{Number: 2, StatusCode: 503, Class: delivery.ClassServerError}))
+			h.timer("5", time.Minute)
+			check(want{2, h.at.Add(time.Minute), time.Time{}, 0})
+
+			// The log of the history as it stood at each step.
+			for _, w := range steps {
+				rl, err := attemptLog(dc, h.events[:w.events])
+				if err != nil {
+					t.Fatalf("after %d events: %v", w.events, err)
+				}
+				if len(rl.Attempts) != w.attempts || !rl.NextAttemptAt.Equal(w.next) || !rl.WaitingForPermitSince.Equal(w.waitingSince) {
+					t.Errorf("after %d events: %d attempts, next attempt at %s, waiting for a permit since %s; want %d, %s, %s",
+						w.events, len(rl.Attempts), rl.NextAttemptAt, rl.WaitingForPermitSince, w.attempts, w.next, w.waitingSince)
+				}
+			}
+		})
 	}
 }
 
@@ -332,8 +448,8 @@ func TestAttemptLog_UndecodablePayloadIsAnErrorNotAMissingAttempt(t *testing.T) 
 	// Written encrypted, read by a converter without the key.
 	h := &historyBuilder{t: t, dc: encryptingConverter(t)}
 	h.completed(h.schedule(deliverActivityType), delivery.Attempt{Number: 1, StatusCode: 200})
-	if log, _, err := attemptLog(encryptingConverter(t), h.events); err == nil {
-		t.Errorf("attemptLog decoded %+v with the wrong key; want an error", log)
+	if rl, err := attemptLog(encryptingConverter(t), h.events); err == nil {
+		t.Errorf("attemptLog decoded %+v with the wrong key; want an error", rl.Attempts)
 	}
 }
 
@@ -353,5 +469,57 @@ func TestEncodeSearchAttributes_TypesEveryValue(t *testing.T) {
 	}
 	if got := integer(attrs.GetIndexedFields(), "UserhooksAttempts"); got != 0 {
 		t.Errorf("UserhooksAttempts reads back as %d, want 0", got)
+	}
+}
+
+// TestAttemptLog_RecordedHistoriesOfLimitedDeliveries reads histories that
+// a real server recorded (the workflows package's replay fixtures, from
+// integration/concurrency_test.go) as they stood at moments of the run:
+// waiting for the grant on the 10-minute re-request timer, then attempting.
+func TestAttemptLog_RecordedHistoriesOfLimitedDeliveries(t *testing.T) {
+	tests := []struct {
+		fixture string
+		events  int   // the history up to this event ID
+		since   int64 // the event whose time the wait started at; 0: not waiting
+		want    int   // attempts
+	}{
+		// The permit request's marker (7), then its timer (8): waiting.
+		{"delivery-canceled-waiting-permit", 8, 7, 0},
+		{"delivery-limited-waited", 8, 7, 0},
+		// The grant came (9), the Deliver is scheduled (14): no longer
+		// waiting; then it completed.
+		{"delivery-limited-waited", 14, 0, 0},
+		{"delivery-limited-waited", 26, 0, 1},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%s up to %d", tc.fixture, tc.events), func(t *testing.T) {
+			f, err := os.Open(filepath.Join("..", "workflows", "testdata", "histories", "v2", tc.fixture+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{LastEventID: int64(tc.events)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(h.GetEvents()); n != tc.events {
+				t.Fatalf("the fixture has %d events up to %d", n, tc.events)
+			}
+			var want time.Time
+			if tc.since > 0 {
+				want = h.GetEvents()[tc.since-1].GetEventTime().AsTime()
+				if name := h.GetEvents()[tc.since-1].GetMarkerRecordedEventAttributes().GetMarkerName(); name != localActivityMarker {
+					t.Fatalf("event %d is not a local activity's marker: %v", tc.since, h.GetEvents()[tc.since-1])
+				}
+			}
+			rl, err := attemptLog(converter.GetDefaultDataConverter(), h.GetEvents())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rl.WaitingForPermitSince.Equal(want) || !rl.NextAttemptAt.IsZero() || len(rl.Attempts) != tc.want {
+				t.Errorf("waiting for a permit since %s, next attempt at %s, %d attempts; want since %s, no next attempt time, %d attempts",
+					rl.WaitingForPermitSince, rl.NextAttemptAt, len(rl.Attempts), want, tc.want)
+			}
+		})
 	}
 }

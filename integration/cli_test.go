@@ -266,6 +266,54 @@ func TestCLI_OperatesDeliveriesThroughTheRealAPI(t *testing.T) {
 		t.Errorf("subscriptions get shows the secret:\n%s", out)
 	}
 
+	// A concurrency limit, round trip: set at creation, shown, changed,
+	// left alone by an update without the flag, removed with 0. (Deleted
+	// after: the events below must not reach it.)
+	var limited struct {
+		ID          string `json:"id"`
+		MaxInFlight *int   `json:"max_in_flight"`
+	}
+	c.okJSON(&limited, key, "subscriptions", "create", "--url", rcv.srv.URL+"/limited", "--max-in-flight", "3")
+	storedLimit := func(step string, want int) {
+		t.Helper()
+		if s, err := c.store.Get(ctx, limited.ID); err != nil || s.MaxInFlight != want {
+			t.Errorf("after %s the store holds max in flight %d (%v), want %d", step, s.MaxInFlight, err, want)
+		}
+	}
+	if limited.MaxInFlight == nil || *limited.MaxInFlight != 3 {
+		t.Errorf("create --max-in-flight 3 --json answered max_in_flight %v, want 3", limited.MaxInFlight)
+	}
+	storedLimit("create --max-in-flight 3", 3)
+	if out := c.ok(key, "subscriptions", "get", "--id", limited.ID); !regexp.MustCompile(`(?m)^Max in flight +3 request\(s\) at once$`).MatchString(out) {
+		t.Errorf("subscriptions get printed:\n%s\nwant Max in flight 3", out)
+	}
+	c.ok(key, "subscriptions", "update", "--id", limited.ID, "--max-in-flight", "7")
+	storedLimit("update --max-in-flight 7", 7)
+	c.ok(key, "subscriptions", "update", "--id", limited.ID, "--description", "limited")
+	storedLimit("update --description", 7)
+	var unlimited struct {
+		MaxInFlight *int `json:"max_in_flight"`
+	}
+	c.okJSON(&unlimited, key, "subscriptions", "update", "--id", limited.ID, "--max-in-flight", "0")
+	if unlimited.MaxInFlight == nil || *unlimited.MaxInFlight != 0 {
+		t.Errorf("update --max-in-flight 0 --json answered max_in_flight %v, want 0", unlimited.MaxInFlight)
+	}
+	storedLimit("update --max-in-flight 0", 0)
+	if out := c.ok(key, "subscriptions", "list"); !regexp.MustCompile(`(?m)^` + limited.ID + ` +enabled +\(all\) +\S+/limited +- +limited$`).MatchString(out) {
+		t.Errorf("subscriptions list printed:\n%s\nwant the subscription without a limit", out)
+	}
+	// With --json, the API's refusal is its problem document on stdout too.
+	r := c.run(key, "subscriptions", "update", "--id", limited.ID, "--schedule", `{"jitter":0.9}`, "--json")
+	var problem struct {
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &problem); err != nil || r.code != 2 || problem.Status != 422 ||
+		problem.Detail == "" || !strings.Contains(r.stderr, problem.Detail) {
+		t.Errorf("a refused update with --json: want exit 2, the 422 problem document on stdout and its detail on stderr; got %s", r)
+	}
+	c.ok(key, "subscriptions", "delete", "--id", limited.ID)
+
 	// Publish twice with one ID: one delivery.
 	publish := []string{"publish", "--id", evt1, "--type", "user.created", "--user-id", "u_cli", "--email", "cli@example.com"}
 	if out := c.ok(key, publish...); !strings.HasPrefix(out, "Published user.created "+evt1+"\n") {

@@ -244,6 +244,10 @@ func TestConcurrency_LimitHoldsAcrossTwoWorkersAndSparesOtherEndpoints(t *testin
 	if grants := grantTargets(t, gate); len(grants) != events {
 		t.Errorf("the gate sent %d grants, want %d", len(grants), events)
 	}
+	// Replay fixtures: a delivery that waited for its permit, and the gate
+	// (still running: 20 grants and releases).
+	e.record("delivery-limited-waited", workflows.DeliveryWorkflowID(receipts[events-1].Event.ID, limited.ID))
+	e.record("gate-limited", activities.GateWorkflowID(limited.ID))
 }
 
 func TestConcurrency_ACancelledWaitingDeliveryLetsTheNextOneGo(t *testing.T) {
@@ -304,6 +308,19 @@ func TestConcurrency_ACancelledWaitingDeliveryLetsTheNextOneGo(t *testing.T) {
 	}
 	if n := countSignalsSent(e.history(secondID), workflows.SignalPermitRelease); n != 1 {
 		t.Errorf("the cancelled delivery sent %d releases, want 1 (its withdrawal)", n)
+	}
+	if *recordHistories != "" {
+		// Replay fixtures. The gate completes gateIdleTimeout (2 minutes)
+		// after its last release: wait for it, so that its fixture holds
+		// the whole run, idle completion included.
+		wctx, wcancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer wcancel()
+		if err := e.client.GetWorkflow(wctx, activities.GateWorkflowID(sub.ID), "").Get(wctx, nil); err != nil {
+			t.Fatalf("the gate did not complete: %v", err)
+		}
+		e.record("delivery-canceled-waiting-permit", secondID)
+		e.record("delivery-limited-after-withdrawal", thirdID)
+		e.record("gate-withdrawal-idle", activities.GateWorkflowID(sub.ID))
 	}
 }
 

@@ -132,7 +132,13 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 	var res DeliveryResult
 	for attempt := 1; ; attempt++ {
 		rec, err := permits.deliverOnce(ctx, in, attempt)
-		res.Attempts, res.Last = attempt, rec
+		// An attempt cancelled while it waited for its permit was never
+		// made: the result and UserhooksAttempts keep the attempts made.
+		// (Only a delivery with a limit, past the permit path's GetVersion,
+		// can be cancelled there; the commands are the same either way.)
+		if !errors.Is(err, errCanceledWaitingForPermit) {
+			res.Attempts, res.Last = attempt, rec
+		}
 		if err == nil {
 			workflow.GetMetricsHandler(ctx).WithTags(map[string]string{
 				activities.TagResult: activities.AttemptResult(rec),

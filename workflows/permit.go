@@ -37,6 +37,11 @@ var requestPermitOptions = workflow.LocalActivityOptions{
 	},
 }
 
+// errCanceledWaitingForPermit is what permits.deliverOnce returns when the
+// delivery was cancelled while it waited for a permit: a cancellation, and
+// no attempt (nothing was sent), so the delivery must not count one.
+var errCanceledWaitingForPermit = temporal.NewCanceledError("canceled while waiting for a permit; the attempt was not made")
+
 // permits is how a delivery with a concurrency limit takes and gives back
 // permits from its endpoint's gate (EndpointGateWorkflow). A nil *permits
 // is a delivery without a limit: its attempts run as they always did.
@@ -61,7 +66,8 @@ func newPermits(ctx workflow.Context, in DeliveryInput) *permits {
 // deliverOnce runs one attempt as the package's deliverOnce does, holding
 // a permit of the endpoint's gate while it runs when the delivery has a
 // limit. Cancelled while it waits for the permit, it withdraws the request
-// and returns a CanceledError.
+// and returns errCanceledWaitingForPermit, a CanceledError: the attempt was
+// not made.
 func (p *permits) deliverOnce(ctx workflow.Context, in DeliveryInput, attempt int) (delivery.Attempt, error) {
 	if p == nil {
 		return deliverOnce(ctx, in, attempt)
@@ -78,7 +84,7 @@ func (p *permits) deliverOnce(ctx workflow.Context, in DeliveryInput, attempt in
 	// request of a delivery cancelled while it waited.
 	defer p.release(ctx, req.RequestID)
 	if err != nil {
-		return delivery.Attempt{Number: attempt}, temporal.NewCanceledError()
+		return delivery.Attempt{}, errCanceledWaitingForPermit
 	}
 	return deliverOnce(ctx, in, attempt)
 }
@@ -90,8 +96,17 @@ func (p *permits) acquire(ctx workflow.Context, req activities.PermitRequest, at
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("Attempt %d is waiting for a permit: at most %d request(s) in flight to %s at once.",
 		attempt, req.Limit, p.endpoint()))
 	lctx := workflow.WithLocalActivityOptions(ctx, requestPermitOptions)
+	// The method value of a nil *Activities, as the SDK documents for local
+	// activities: the worker runs its registered RequestPermit all the same,
+	// and where none is registered (the replayer) the arguments are checked
+	// against the activity's own signature. The method expression
+	// (*activities.Activities).RequestPermit has the receiver as a third
+	// parameter, so replay failed the call at once instead of reading its
+	// marker. Either way the marker names RequestPermit: histories are the
+	// same.
+	var acts *activities.Activities
 	for {
-		err := workflow.ExecuteLocalActivity(lctx, (*activities.Activities).RequestPermit, activities.RequestPermitInput{
+		err := workflow.ExecuteLocalActivity(lctx, acts.RequestPermit, activities.RequestPermitInput{
 			Gate:    activities.GateStart{SubscriptionID: p.in.SubscriptionID, Endpoint: p.in.Endpoint},
 			Request: req,
 		}).Get(lctx, nil)

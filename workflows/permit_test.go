@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -286,5 +287,66 @@ func TestDeliveryWorkflow_AFailedRequestIsSentAgainLater(t *testing.T) {
 	defer mu.Unlock()
 	if len(tries) != 2 || tries[1] != 10*time.Minute {
 		t.Errorf("RequestPermit called at %v, want at 0s and again after 10m", tries)
+	}
+}
+
+// TestDeliveryWorkflow_CancelWhileWaitingForAPermitCountsNoAttempt: an
+// attempt cancelled before its permit came sent nothing, so neither the
+// result nor UserhooksAttempts counts it: they keep the attempts made, and
+// the last of them.
+func TestDeliveryWorkflow_CancelWhileWaitingForAPermitCountsNoAttempt(t *testing.T) {
+	tests := []struct {
+		name    string
+		answers []outcome
+		grants  []time.Duration // when the gate grants; the wait after them is cancelled
+		want    int             // attempts made
+		last    int             // the last attempt's status code, 0 for none
+	}{
+		{"waiting for attempt 1", nil, nil, 0, 0},
+		{"waiting for attempt 2", []outcome{answer(500)}, []time.Duration{time.Second}, 1, 500},
+		{"waiting for attempt 3", []outcome{answer(503), answer(500)}, []time.Duration{time.Second, 20 * time.Second}, 2, 500},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t)
+			gate := mockGate(env)
+			rcv := mockDeliver(env, tc.answers...)
+			statuses := recordStatuses(env)
+			for _, at := range tc.grants {
+				gate.grantAt(at)
+			}
+			// Every grant comes within 20 s and retries are 10 s apart:
+			// at 5 minutes the next attempt has asked and waits.
+			env.RegisterDelayedCallback(env.CancelWorkflow, 5*time.Minute)
+
+			env.ExecuteWorkflow(workflows.DeliveryWorkflow, limitedInput(schedule(10*time.Second, 10*time.Second, 10*time.Second)))
+
+			if !env.IsWorkflowCompleted() {
+				t.Fatal("workflow did not complete")
+			}
+			err := env.GetWorkflowError()
+			var (
+				canceled *temporal.CanceledError
+				res      workflows.DeliveryResult
+			)
+			if !errors.As(err, &canceled) || canceled.Details(&res) != nil {
+				t.Fatalf("workflow error = %v, want canceled with a DeliveryResult", err)
+			}
+			if res.Status != delivery.StatusCanceled || res.Attempts != tc.want || res.Last.StatusCode != tc.last {
+				t.Errorf("result = %+v, want canceled after %d attempt(s), the last answered %d", res, tc.want, tc.last)
+			}
+			if n := len(rcv.Calls()); n != tc.want {
+				t.Errorf("Deliver called %d times, want %d", n, tc.want)
+			}
+			if got := statuses(); len(got) == 0 || got[len(got)-1] != (statusUpdate{"canceled", int64(tc.want)}) {
+				t.Errorf("search attribute updates = %v, want the last to be canceled with %d attempt(s)", got, tc.want)
+			}
+			// The request of the attempt that was not made was withdrawn.
+			calls := gate.Calls()
+			waiting := fmt.Sprintf("%s/%d", testRunID, tc.want+1)
+			if len(calls) < 2 || calls[len(calls)-1] != (gateCall{"release", waiting, 5 * time.Minute}) || calls[len(calls)-2].RequestID != waiting {
+				t.Errorf("gate calls %+v, want the request %s withdrawn at the cancel", calls, waiting)
+			}
+		})
 	}
 }

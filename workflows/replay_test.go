@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
+	"github.com/userhooks/userhooks/activities"
 	"github.com/userhooks/userhooks/workflows"
 )
 
@@ -28,6 +30,7 @@ func TestReplay_RecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(workflows.UserEventWorkflow)
 			r.RegisterWorkflow(workflows.DeliveryBatchWorkflow)
 			r.RegisterWorkflow(workflows.DeliveryWorkflow)
+			r.RegisterWorkflowWithOptions(workflows.EndpointGateWorkflow, workflow.RegisterOptions{Name: activities.GateWorkflowType})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Errorf("replay %s: %v", f, err)
 			}

@@ -156,6 +156,9 @@ type apiClient struct {
 	key       string
 	keySource string
 	hc        *http.Client
+	// problemsAsJSON is set for a command run with --json: its refusals
+	// by the API are printed as their problem documents too (see cli).
+	problemsAsJSON bool
 }
 
 // apiError is an answer of the API other than 2xx: its problem document
@@ -168,6 +171,12 @@ type apiError struct {
 	Errors       []string
 	// hint is added by the client: what to do about it.
 	hint string
+	// problem is the answer's body when it is a problem document (a JSON
+	// object), as it came; nil otherwise.
+	problem []byte
+	// printProblem asks cli to print problem to stdout: the command was
+	// run with --json, for scripts.
+	printProblem bool
 }
 
 func (e *apiError) Error() string {
@@ -279,9 +288,10 @@ func (c *apiClient) call(ctx context.Context, method, path string, q url.Values,
 
 // refusal turns a non-2xx answer into an *apiError.
 func (c *apiClient) refusal(method, path string, res *http.Response, raw []byte) error {
-	e := &apiError{Method: method, Path: path, Status: res.StatusCode}
+	e := &apiError{Method: method, Path: path, Status: res.StatusCode, printProblem: c.problemsAsJSON}
 	var p problemDoc
 	if isJSON(res.Header.Get("Content-Type"), "application/problem+json", "application/json") && json.Unmarshal(raw, &p) == nil {
+		e.problem = raw
 		e.Title, e.Detail = oneLine(p.Title, 200), oneLine(p.Detail, 1000)
 		for _, fe := range p.Errors {
 			e.Errors = append(e.Errors, oneLine(fe.Detail, 1000))

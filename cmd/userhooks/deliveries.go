@@ -167,6 +167,7 @@ func deliveries(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	client.problemsAsJSON = asJSON
 	keyPath := "/v1/deliveries/" + pathEscape(evt) + "/" + pathEscape(sub)
 	switch verb {
 	case "list":

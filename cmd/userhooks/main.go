@@ -25,7 +25,8 @@
 //
 // Results print as aligned tables, or with --json as JSON for scripts (the
 // API's answer as it came, where there is one). Errors go to stderr, with
-// the API's explanation. The exit status is 0 on success and for -h; 2 when
+// the API's explanation; with --json, a refusal by the API also prints its
+// problem document (RFC 9457) to stdout, as it came. The exit status is 0 on success and for -h; 2 when
 // the command is called wrongly or its input is invalid, whether the CLI or
 // the API (400, 413, 422) found it, and nothing was changed; 1 for anything
 // else (401, 404, 409, 5xx, an API that cannot be reached).
@@ -59,7 +60,8 @@ Operator tasks, on the database (--store, env USERHOOKS_STORE):
   codec-keys generate          print a new payload encryption key, for
                                USERHOOKS_CODEC_KEYS or a keys file
 
--h lists a command's flags; --json prints JSON for scripts (all but codec-keys).
+-h lists a command's flags; --json prints JSON for scripts (all but codec-keys),
+and with it the API's problem document, on stdout, when the API refuses.
 Exit status: 0 done, 2 invalid input (nothing was changed), 1 anything else.
 `
 
@@ -75,6 +77,14 @@ func main() {
 func cli(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := run(ctx, args, stdin, stdout)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.printProblem && ae.problem != nil {
+			// For scripts: the API's explanation in its own words, where
+			// --json output goes. The exit status says it failed.
+			if werr := writeRaw(stdout, ae.problem); werr != nil {
+				fmt.Fprintln(stderr, "userhooks:", werr)
+			}
+		}
 		fmt.Fprintln(stderr, "userhooks:", err)
 	}
 	return exitCode(err)

@@ -105,6 +105,7 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if err != nil {
 		return err
 	}
+	api.problemsAsJSON = asJSON
 	body, err := newJSONBody(e)
 	if err != nil {
 		return err

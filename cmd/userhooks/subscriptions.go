@@ -22,12 +22,15 @@ const subscriptionsUsage = `usage: userhooks subscriptions <command> [flags]
 
 commands (the API key's account is the subscriptions' account):
   create         --url URL [--types T1,T2] [--description TEXT] [--schedule JSON]
+                 [--max-in-flight N]
                  prints the new signing secret, once
   list           [--limit N]
   get            --id ID
   update         --id ID [--url URL] [--types T1,T2] [--description TEXT] [--schedule JSON|null]
-                 changes only the fields given
+                 [--max-in-flight N]
+                 changes only the fields given; --max-in-flight 0 removes the limit
   enable         --id ID
+                 resumes it and resets its failure clock
   disable        --id ID
   rotate-secret  --id ID [--overlap 24h]
                  prints the new secret, once; the old ones keep signing for --overlap
@@ -54,7 +57,10 @@ type subscriptionAnswer struct {
 		Jitter        float64             `json:"jitter"`
 		MaxRetryAfter *delivery.Duration  `json:"max_retry_after"`
 	} `json:"schedule"`
-	Secrets []struct {
+	// MaxInFlight is nil from an API that does not report it; 0 means no
+	// limit of its own.
+	MaxInFlight *int `json:"max_in_flight"`
+	Secrets     []struct {
 		Active    bool       `json:"active"`
 		ExpiresAt *time.Time `json:"expires_at"`
 	} `json:"secrets"`
@@ -83,7 +89,7 @@ func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 	var (
 		conn                                   connFlags
 		id, subURL, types, desc, schedule, ovl string
-		limit                                  int
+		limit, maxInFlight                     int
 		asJSON                                 bool
 	)
 	fs := c.fs
@@ -93,6 +99,7 @@ func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&types, "types", "", "comma-separated event types; all when empty")
 		fs.StringVar(&desc, "description", "", "free text")
 		fs.StringVar(&schedule, "schedule", "", `retry schedule override as JSON, e.g. '{"delays":["10s","1m"],"jitter":0.1,"max_retry_after":"1h"}'`)
+		fs.IntVar(&maxInFlight, "max-in-flight", 0, maxInFlightUsage)
 	case "list":
 		fs.IntVar(&limit, "limit", 0, "list at most this many; all when 0")
 	case "update":
@@ -101,6 +108,7 @@ func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&types, "types", "", "new comma-separated event types; empty means all")
 		fs.StringVar(&desc, "description", "", "new description; empty clears it")
 		fs.StringVar(&schedule, "schedule", "", `retry schedule fields to change, as JSON merged into the current schedule (e.g. '{"jitter":0}'), or null for the default schedule`)
+		fs.IntVar(&maxInFlight, "max-in-flight", 0, maxInFlightUsage+"; left as it is when not given")
 	case "rotate-secret":
 		c.requiredString(&id, "id", "subscription ID")
 		fs.StringVar(&ovl, "overlap", "", fmt.Sprintf("how long the old secrets keep signing beside the new one, up to %s (e.g. 48h, 0s); the API's default (%s) when empty",
@@ -125,11 +133,19 @@ func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 		method, path = http.MethodGet, "/v1/subscriptions/" + pathEscape(id)
 		body         *jsonBody
 	)
+	if c.given("max-in-flight") {
+		if err := checkMaxInFlight(maxInFlight); err != nil {
+			return err
+		}
+	}
 	switch verb {
 	case "create":
 		req, err := newCreateRequest(subURL, types, desc, schedule)
 		if err != nil {
 			return err
+		}
+		if c.given("max-in-flight") {
+			req["max_in_flight"] = maxInFlight
 		}
 		if body, err = newJSONBody(req); err != nil {
 			return err
@@ -140,7 +156,7 @@ func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 			return usageError{"--limit must not be negative"}
 		}
 	case "update":
-		patch, err := newPatch(c, subURL, types, desc, schedule)
+		patch, err := newPatch(c, subURL, types, desc, schedule, maxInFlight)
 		if err != nil {
 			return err
 		}
@@ -169,6 +185,7 @@ func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	client.problemsAsJSON = asJSON
 	if verb == "list" {
 		return listSubscriptions(ctx, client, limit, asJSON, stdout)
 	}
@@ -204,13 +221,43 @@ func subscriptions(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}
 		return nil
-	case "enable", "disable":
-		fmt.Fprintf(stdout, "Subscription %s %sd\n", oneLine(s.ID, 100), verb)
+	case "enable":
+		fmt.Fprintf(stdout, "Subscription %s enabled%s\n", oneLine(s.ID, 100), describeEnabled(s))
+		return nil
+	case "disable":
+		fmt.Fprintf(stdout, "Subscription %s disabled\n", oneLine(s.ID, 100))
 		return nil
 	case "update":
 		fmt.Fprintf(stdout, "Updated subscription %s\n", oneLine(s.ID, 100))
 	}
 	return showSubscription(stdout, s, raw)
+}
+
+// maxInFlightUsage describes --max-in-flight.
+var maxInFlightUsage = fmt.Sprintf("most requests in flight to the endpoint at once, across all workers: 1 to %d, or 0 for no limit of its own (the workers' -endpoint-max-in-flight applies)",
+	subscription.MaxInFlightLimit)
+
+// checkMaxInFlight checks a --max-in-flight value as the API will.
+func checkMaxInFlight(n int) error {
+	if n < 0 || n > subscription.MaxInFlightLimit {
+		return usageError{fmt.Sprintf("--max-in-flight must be from 0 (no limit of its own) to %d; got %d", subscription.MaxInFlightLimit, n)}
+	}
+	return nil
+}
+
+// describeEnabled completes "Subscription X enabled" from the API's answer.
+// Resuming a disabled subscription resets its failure clock (the store
+// clears failing_since); one that was enabled already keeps its clock, so an
+// answer still failing since some time is one that was not reset.
+func describeEnabled(s subscriptionAnswer) string {
+	switch {
+	case s.Health == nil:
+		return "" // an API that does not report health
+	case s.Health.FailingSince != nil:
+		return fmt.Sprintf("; its failure clock runs on: the endpoint has been failing since %s (a subscription that was enabled already keeps its clock)",
+			fmtTime(s.Health.FailingSince))
+	}
+	return "; its failure clock was reset: automatic disabling counts from the endpoint's next failed attempt"
 }
 
 // newCreateRequest builds and checks the body of POST /v1/subscriptions.
@@ -250,7 +297,7 @@ func validatePartly(s subscription.Subscription) error {
 
 // newPatch builds the JSON merge patch of subscriptions update from the
 // flags given: a flag not given leaves its field as it is.
-func newPatch(c *command, rawURL, types, desc, scheduleJSON string) (*jsonBody, error) {
+func newPatch(c *command, rawURL, types, desc, scheduleJSON string, maxInFlight int) (*jsonBody, error) {
 	patch := map[string]json.RawMessage{}
 	// Checked on a stand-in holding only the fields given.
 	check := subscription.Subscription{URL: "https://stand-in.example/"}
@@ -285,8 +332,16 @@ func newPatch(c *command, rawURL, types, desc, scheduleJSON string) (*jsonBody, 
 			patch["schedule"] = json.RawMessage(scheduleJSON)
 		}
 	}
+	if c.given("max-in-flight") {
+		// null, like 0, removes the limit: JSON merge patch's way of
+		// returning a field to its default, as the other flags do.
+		patch["max_in_flight"] = json.RawMessage("null")
+		if maxInFlight > 0 {
+			patch["max_in_flight"], _ = json.Marshal(maxInFlight)
+		}
+	}
 	if len(patch) == 0 {
-		return nil, usageError{fmt.Sprintf("%s: nothing to change: give at least one of --url, --types, --description, --schedule\n\n%s",
+		return nil, usageError{fmt.Sprintf("%s: nothing to change: give at least one of --url, --types, --description, --schedule, --max-in-flight\n\n%s",
 			c.fs.Name(), flagsUsage(c.fs))}
 	}
 	if err := validatePartly(check); err != nil {
@@ -352,13 +407,17 @@ func listSubscriptions(ctx context.Context, client *apiClient, limit int, asJSON
 		return writeJSON(stdout, all)
 	}
 	tw := newTable(stdout)
-	row(tw, "ID", "STATUS", "TYPES", "URL", "DESCRIPTION")
+	row(tw, "ID", "STATUS", "TYPES", "URL", "MAX IN FLIGHT", "DESCRIPTION")
 	for _, raw := range all.Subscriptions {
 		var s subscriptionAnswer
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return fmt.Errorf("GET /v1/subscriptions: a subscription is not what the CLI expects: %w", err)
 		}
-		row(tw, s.ID, subscriptionStatus(s), orAll(s.EventTypes), s.URL, s.Description)
+		limit := ""
+		if s.MaxInFlight != nil && *s.MaxInFlight > 0 {
+			limit = strconv.Itoa(*s.MaxInFlight)
+		}
+		row(tw, s.ID, subscriptionStatus(s), orAll(s.EventTypes), s.URL, limit, s.Description)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -372,7 +431,7 @@ func listSubscriptions(ctx context.Context, client *apiClient, limit int, asJSON
 // subscriptionFields are the fields of a subscription that showSubscription
 // labels itself; it prints any other as it came (see extraFields).
 var subscriptionFields = []string{"id", "account_id", "url", "event_types", "description", "enabled",
-	"schedule", "secrets", "created_at", "updated_at", "health", "secret"}
+	"schedule", "max_in_flight", "secrets", "created_at", "updated_at", "health", "secret"}
 
 // showSubscription prints one subscription, label by label: the fields this
 // CLI knows, then any field the API added since (raw is the API's answer),
@@ -386,10 +445,19 @@ func showSubscription(w io.Writer, s subscriptionAnswer, raw []byte) error {
 		"Description", s.Description,
 		"Enabled", strconv.FormatBool(s.Enabled),
 		"Schedule", describeSchedule(s),
+	}
+	if s.MaxInFlight != nil {
+		limit := "no limit of its own"
+		if *s.MaxInFlight > 0 {
+			limit = fmt.Sprintf("%d request(s) at once", *s.MaxInFlight)
+		}
+		pairs = append(pairs, "Max in flight", limit)
+	}
+	pairs = append(pairs,
 		"Secrets", describeSecrets(s),
 		"Created", fmtTime(s.CreatedAt),
 		"Updated", fmtTime(s.UpdatedAt),
-	}
+	)
 	if h := s.Health; h != nil {
 		lastSuccess := fmtTime(h.LastSuccessAt)
 		if lastSuccess == "" {

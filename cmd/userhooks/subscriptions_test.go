@@ -149,7 +149,12 @@ func TestSubscriptions_BadInputChangesNothing(t *testing.T) {
 		{"get with a malformed id", []string{"get", "--id", "not-a-uuid"}, "--id must be an ID such as", false},
 		{"enable without id", []string{"enable"}, "subscriptions enable: missing required --id\n", false},
 		{"delete without id", []string{"delete"}, "subscriptions delete: missing required --id\n", false},
-		{"update without a change", []string{"update", "--id", id}, "nothing to change: give at least one of --url, --types, --description, --schedule", false},
+		{"update without a change", []string{"update", "--id", id}, "nothing to change: give at least one of --url, --types, --description, --schedule, --max-in-flight", false},
+		{"create with too high a max in flight", []string{"create", "--url", "https://crm.example.com/x", "--max-in-flight", "1001"}, "--max-in-flight must be from 0 (no limit of its own) to 1000; got 1001", false},
+		{"create with a negative max in flight", []string{"create", "--url", "https://crm.example.com/x", "--max-in-flight", "-1"}, "--max-in-flight must be from 0", false},
+		{"create with a max in flight that is not a number", []string{"create", "--url", "https://crm.example.com/x", "--max-in-flight", "3.5"}, `invalid value "3.5" for flag -max-in-flight`, false},
+		{"update to too high a max in flight", []string{"update", "--id", id, "--max-in-flight", "5000"}, "--max-in-flight must be from 0 (no limit of its own) to 1000; got 5000", false},
+		{"update to a negative max in flight", []string{"update", "--id", id, "--max-in-flight", "-3"}, "--max-in-flight must be from 0", false},
 		{"update to an empty url", []string{"update", "--id", id, "--url", ""}, "url is required", false},
 		{"update to an unknown type", []string{"update", "--id", id, "--types", "user.exploded"}, `"user.exploded" is not a known event type`, false},
 		{"update with a misspelt schedule field", []string{"update", "--id", id, "--schedule", `{"jiter":0}`}, `unknown field "jiter"`, false},
@@ -171,7 +176,7 @@ func TestSubscriptions_BadInputChangesNothing(t *testing.T) {
 		t.Errorf("acme has %d subscriptions, want the 1 it had", n)
 	}
 	after := h.stored(id)
-	if !after.UpdatedAt.Equal(before.UpdatedAt) || after.URL != before.URL || after.Schedule != nil || len(after.Secrets) != 1 {
+	if !after.UpdatedAt.Equal(before.UpdatedAt) || after.URL != before.URL || after.Schedule != nil || after.MaxInFlight != 0 || len(after.Secrets) != 1 {
 		t.Errorf("the subscription changed:\nbefore %+v\nafter  %+v", before, after)
 	}
 }
@@ -200,11 +205,11 @@ func TestSubscriptionsList_TableAndJSONPageThroughEverything(t *testing.T) {
 
 	out := h.ok("subscriptions", "list")
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	if len(lines) != 106 || !regexp.MustCompile(`^ID +STATUS +TYPES +URL +DESCRIPTION$`).MatchString(lines[0]) {
+	if len(lines) != 106 || !regexp.MustCompile(`^ID +STATUS +TYPES +URL +MAX IN FLIGHT +DESCRIPTION$`).MatchString(lines[0]) {
 		t.Fatalf("list printed %d lines, want a header and 105 rows; first: %q", len(lines), lines[0])
 	}
-	if !regexp.MustCompile(`^` + ids[0] + ` +enabled +\(all\) +https://hooks\.example/\d{3} +-$`).MatchString(lines[1]) {
-		t.Errorf("first row %q, want ID, enabled, (all), URL, no description", lines[1])
+	if !regexp.MustCompile(`^` + ids[0] + ` +enabled +\(all\) +https://hooks\.example/\d{3} +- +-$`).MatchString(lines[1]) {
+		t.Errorf("first row %q, want ID, enabled, (all), URL, no limit, no description", lines[1])
 	}
 	if strings.Contains(out, "globex") {
 		t.Errorf("acme's list shows globex's subscription:\n%s", out)
@@ -233,6 +238,7 @@ func TestSubscriptionsGet_ReadableAndJSON(t *testing.T) {
 		{"Description", "CRM [31m sync"}, // the escape character is not printed
 		{"Enabled", "true"},
 		{"Schedule", "10s, 1m; jitter 0.1"},
+		{"Max in flight", "no limit of its own"},
 		{"Secrets", "1 (active)"},
 		{"Last success", "never"},
 		{"Failing", "no"},
@@ -241,8 +247,8 @@ func TestSubscriptionsGet_ReadableAndJSON(t *testing.T) {
 			t.Errorf("get printed:\n%s\nwant a line %q", out, want[0]+"  "+want[1])
 		}
 	}
-	if strings.Contains(out, "Disabled") || strings.Contains(out, "health") {
-		t.Errorf("get of an enabled subscription printed:\n%s\nwant no Disabled line and no raw health fields", out)
+	if strings.Contains(out, "Disabled") || strings.Contains(out, "health") || strings.Contains(out, "max_in_flight") {
+		t.Errorf("get of an enabled subscription printed:\n%s\nwant no Disabled line and no raw health or max_in_flight fields", out)
 	}
 	var got subscriptionJSON
 	h.okJSON(&got, "subscriptions", "get", "--id", created.ID)
@@ -297,7 +303,7 @@ func TestSubscriptions_EnableDisableDelete(t *testing.T) {
 	}{
 		{"disable", "Subscription " + id + " disabled\n", false},
 		{"disable", "Subscription " + id + " disabled\n", false}, // idempotent
-		{"enable", "Subscription " + id + " enabled\n", true},
+		{"enable", "Subscription " + id + " enabled; its failure clock was reset: automatic disabling counts from the endpoint's next failed attempt\n", true},
 		{"disable", "Subscription " + id + " disabled\n", false},
 	}
 	for _, step := range steps {
@@ -453,4 +459,214 @@ func TestShortDuration_DropsTrailingZeroUnits(t *testing.T) {
 			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
 		}
 	}
+}
+
+// TestSubscriptionsMaxInFlight_CreateUpdateShowRemove: --max-in-flight sets
+// the limit at creation, update changes it only when given and removes it
+// with 0, and get and list show it.
+func TestSubscriptionsMaxInFlight_CreateUpdateShowRemove(t *testing.T) {
+	h := newHarness(t)
+	var s struct {
+		ID          string `json:"id"`
+		MaxInFlight *int   `json:"max_in_flight"`
+	}
+	h.okJSON(&s, "subscriptions", "create", "--url", "https://crm.example.com/hooks", "--max-in-flight", "3")
+	if s.MaxInFlight == nil || *s.MaxInFlight != 3 || h.stored(s.ID).MaxInFlight != 3 {
+		t.Fatalf("create --max-in-flight 3: answered %v, stored %d; want 3", s.MaxInFlight, h.stored(s.ID).MaxInFlight)
+	}
+	wantShown := func(step, get, cell string) {
+		t.Helper()
+		if out := h.ok("subscriptions", "get", "--id", s.ID); !regexp.MustCompile(`(?m)^Max in flight +` + regexp.QuoteMeta(get) + `$`).MatchString(out) {
+			t.Errorf("%s: get printed:\n%s\nwant Max in flight %q", step, out, get)
+		}
+		if out := h.ok("subscriptions", "list"); !regexp.MustCompile(`(?m)^` + s.ID + ` +enabled +\(all\) +https://crm\.example\.com/hooks +` + regexp.QuoteMeta(cell) + ` {2,}\S.*$`).MatchString(out) {
+			t.Errorf("%s: list printed:\n%s\nwant %q in the MAX IN FLIGHT column", step, out, cell)
+		}
+	}
+	wantShown("after create", "3 request(s) at once", "3")
+
+	steps := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"raised", []string{"--max-in-flight", "1000"}, 1000},
+		{"left out", []string{"--description", "CRM"}, 1000},
+		{"lowered with another change", []string{"--max-in-flight", "1", "--description", "CRM v2"}, 1},
+		{"removed with 0", []string{"--max-in-flight", "0"}, 0},
+		{"left out again", []string{"--description", "CRM v3"}, 0},
+	}
+	for _, step := range steps {
+		h.ok(append([]string{"subscriptions", "update", "--id", s.ID}, step.args...)...)
+		if got := h.stored(s.ID).MaxInFlight; got != step.want {
+			t.Errorf("update %s (%s): stored MaxInFlight %d, want %d", strings.Join(step.args, " "), step.name, got, step.want)
+		}
+	}
+	wantShown("after removal", "no limit of its own", "-")
+
+	var plain struct {
+		ID          string `json:"id"`
+		MaxInFlight *int   `json:"max_in_flight"`
+	}
+	h.okJSON(&plain, "subscriptions", "create", "--url", "https://crm.example.com/other")
+	if plain.MaxInFlight == nil || *plain.MaxInFlight != 0 {
+		t.Errorf("create without --max-in-flight answered max_in_flight %v, want 0", plain.MaxInFlight)
+	}
+}
+
+// TestSubscriptionsUpdate_MaxInFlightPatch: the merge patch holds
+// max_in_flight only when the flag is given, and 0 is sent as null, which
+// returns the field to its default (no limit of its own) as for the other
+// fields.
+func TestSubscriptionsUpdate_MaxInFlightPatch(t *testing.T) {
+	const id = "0193b1a2-5c3d-7e4f-8a9b-0c1d2e3f4a5b"
+	var got []map[string]json.RawMessage
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var patch map[string]json.RawMessage
+		if err := json.NewDecoder(r.Body).Decode(&patch); err != nil {
+			t.Errorf("%s %s: body is not a JSON object: %v", r.Method, r.URL.Path, err)
+		}
+		if ct := r.Header.Get("Content-Type"); r.Method != http.MethodPatch || ct != "application/merge-patch+json" {
+			t.Errorf("got %s with %s, want a PATCH with a merge patch", r.Method, ct)
+		}
+		got = append(got, patch)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":%q,"account_id":"acme","url":"https://crm.example.com/hooks","event_types":[],"enabled":true,"max_in_flight":0}`, id)
+	}))
+	t.Cleanup(srv.Close)
+	t.Chdir(t.TempDir())
+	env := map[string]string{envAPIURL: srv.URL, envAPIKey: "uhk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}
+	for _, tc := range []struct {
+		flags []string
+		want  string // the max_in_flight member; "" when absent
+	}{
+		{[]string{"--max-in-flight", "5"}, "5"},
+		{[]string{"--max-in-flight", "0"}, "null"},
+		{[]string{"--max-in-flight=0", "--description", "x"}, "null"},
+		{[]string{"--description", "x"}, ""},
+	} {
+		got = nil
+		if r := runCLI(t, env, "", append([]string{"subscriptions", "update", "--id", id}, tc.flags...)...); r.code != 0 {
+			t.Fatalf("update %s: %s", strings.Join(tc.flags, " "), r)
+		}
+		if len(got) != 1 {
+			t.Fatalf("update %s sent %d requests, want 1", strings.Join(tc.flags, " "), len(got))
+		}
+		if v, ok := got[0]["max_in_flight"]; string(v) != tc.want || ok != (tc.want != "") {
+			t.Errorf("update %s sent max_in_flight %q (present %t), want %q", strings.Join(tc.flags, " "), v, ok, tc.want)
+		}
+	}
+}
+
+// TestSubscriptionsEnable_SaysWhetherTheFailureClockWasReset: resuming a
+// disabled subscription resets its failure clock, and the CLI says so; one
+// that was enabled already and is failing keeps its clock, and the CLI says
+// that instead.
+func TestSubscriptionsEnable_SaysWhetherTheFailureClockWasReset(t *testing.T) {
+	h := newHarness(t)
+	id := createSub(t, h, "acme", "https://crm.example.com/hooks")
+	failing := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	if err := h.subs.RecordAttempt(t.Context(), id, false, failing); err != nil {
+		t.Fatal(err)
+	}
+
+	out := h.ok("subscriptions", "enable", "--id", id)
+	if want := "Subscription " + id + " enabled; its failure clock runs on: the endpoint has been failing since 2026-11-23T09:00:00Z (a subscription that was enabled already keeps its clock)\n"; out != want {
+		t.Errorf("enable of an enabled, failing subscription printed\n%q, want\n%q", out, want)
+	}
+	if got := h.stored(id).Health.FailingSince; !got.Equal(failing) {
+		t.Errorf("failing since %s after enabling an enabled subscription, want %s kept", got, failing)
+	}
+
+	h.ok("subscriptions", "disable", "--id", id)
+	out = h.ok("subscriptions", "enable", "--id", id)
+	if want := "Subscription " + id + " enabled; its failure clock was reset: automatic disabling counts from the endpoint's next failed attempt\n"; out != want {
+		t.Errorf("enable of a disabled subscription printed\n%q, want\n%q", out, want)
+	}
+	if got := h.stored(id).Health.FailingSince; !got.IsZero() {
+		t.Errorf("failing since %s after resuming, want the clock reset", got)
+	}
+}
+
+// TestJSON_RefusalsPrintTheProblemDocumentOnStdout: with --json, the API's
+// problem document goes to stdout as it came (for scripts), the message to
+// stderr as without --json, and the exit status is unchanged; without
+// --json, stdout stays empty.
+func TestJSON_RefusalsPrintTheProblemDocumentOnStdout(t *testing.T) {
+	h := newHarness(t)
+	globexSub := createSub(t, h, "globex", "https://globex.example/hooks")
+	own := createSub(t, h, "acme", "https://crm.example.com/hooks")
+	before := h.stored(own)
+	tests := []struct {
+		name       string
+		args       []string
+		code       int
+		status     int
+		wantErrors []string
+	}{
+		{"get of another account's subscription", []string{"subscriptions", "get", "--id", globexSub}, 1, 404, nil},
+		{"update refused by the API", []string{"subscriptions", "update", "--id", own, "--schedule", `{"jitter":0.9}`},
+			2, 422, []string{"schedule: retry schedule jitter is 0.9"}},
+		{"list of subscriptions", []string{"subscriptions", "list", "--limit", "1"}, 0, 0, nil}, // not a failure: a control
+		{"show of an unknown delivery", []string{"deliveries", "show", "--event", "evt_none", "--subscription", unknownID}, 1, 404, nil},
+		{"publish of another account's event", []string{"publish", "--id", "evt_1", "--account", "globex", "--type", "user.created", "--user-id", "u_1"}, 2, 422, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			plain := h.run(tc.args...)
+			withJSON := h.run(append(tc.args, "--json")...)
+			if plain.code != tc.code || withJSON.code != tc.code {
+				t.Fatalf("exit %d without --json and %d with it, want %d both\n%s\n%s", plain.code, withJSON.code, tc.code, plain, withJSON)
+			}
+			if tc.code == 0 {
+				return
+			}
+			if plain.stdout != "" {
+				t.Errorf("without --json, stdout: want nothing\n%s", plain)
+			}
+			if withJSON.stderr != plain.stderr || !strings.Contains(withJSON.stderr, fmt.Sprintf(": %d ", tc.status)) {
+				t.Errorf("stderr with --json %q, without %q: want the same message, naming %d", withJSON.stderr, plain.stderr, tc.status)
+			}
+			var p struct {
+				Type   string `json:"type"`
+				Title  string `json:"title"`
+				Status int    `json:"status"`
+				Detail string `json:"detail"`
+				Errors []struct {
+					Detail string `json:"detail"`
+				} `json:"errors"`
+			}
+			dec := json.NewDecoder(strings.NewReader(withJSON.stdout))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&p); err != nil {
+				t.Fatalf("with --json, stdout is not a problem document: %v\n%s", err, withJSON)
+			}
+			if p.Type != "about:blank" || p.Status != tc.status || p.Title != http.StatusText(tc.status) || p.Detail == "" ||
+				!strings.Contains(withJSON.stderr, p.Detail) {
+				t.Errorf("problem document %+v: want status %d, its title, and the detail that stderr shows\n%s", p, tc.status, withJSON)
+			}
+			for i, want := range tc.wantErrors {
+				if i >= len(p.Errors) || !strings.Contains(p.Errors[i].Detail, want) {
+					t.Errorf("problem errors %+v: want [%d] to say %q", p.Errors, i, want)
+				}
+			}
+		})
+	}
+	if after := h.stored(own); !after.UpdatedAt.Equal(before.UpdatedAt) || after.Schedule != nil {
+		t.Errorf("the refused update changed the subscription: %+v", after)
+	}
+}
+
+// TestJSON_AnswerThatIsNotAProblemPrintsNothingOnStdout: a refusal that is
+// not the API's (a proxy's HTML page) has no problem document to print.
+func TestJSON_AnswerThatIsNotAProblemPrintsNothingOnStdout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprint(w, `<html>{"status": 502}</html>`)
+	}))
+	t.Cleanup(srv.Close)
+	t.Chdir(t.TempDir())
+	r := runCLI(t, map[string]string{envAPIURL: srv.URL, envAPIKey: "uhk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}, "", "subscriptions", "list", "--json")
+	wantFailure(t, r, 1, "502 Bad Gateway")
 }
