@@ -55,6 +55,9 @@ type deliveryDetailView struct {
 	deliveryView
 	AttemptLog    []attemptView `json:"attempt_log"`
 	NextAttemptAt *time.Time    `json:"next_attempt_at"`
+	// WaitingForPermitSince is set while the delivery waits for a permit
+	// of its subscription's concurrency limit.
+	WaitingForPermitSince *time.Time `json:"waiting_for_permit_since"`
 }
 
 // attemptView is one attempt as the API shows it.
@@ -276,9 +279,10 @@ func (s *server) getDelivery(w http.ResponseWriter, r *http.Request, key apikey.
 		return deliveriesError(r, err)
 	}
 	v := deliveryDetailView{
-		deliveryView:  viewDelivery(d.Delivery),
-		AttemptLog:    make([]attemptView, len(d.AttemptLog)),
-		NextAttemptAt: timeOrNull(d.NextAttemptAt),
+		deliveryView:          viewDelivery(d.Delivery),
+		AttemptLog:            make([]attemptView, len(d.AttemptLog)),
+		NextAttemptAt:         timeOrNull(d.NextAttemptAt),
+		WaitingForPermitSince: timeOrNull(d.WaitingForPermitSince),
 	}
 	for i, a := range d.AttemptLog {
 		v.AttemptLog[i] = viewAttempt(a)

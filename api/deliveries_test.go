@@ -125,6 +125,22 @@ func TestGetDelivery_ShowsTheAttemptLog(t *testing.T) {
 	h.get(h.acme, "/v1/deliveries/evt_1/"+sub+"?run_id="+runID).want(t, http.StatusOK)
 	h.get(h.acme, "/v1/deliveries/evt_1/"+sub+"?run_id="+uuid.NewString()).want(t, http.StatusNotFound)
 	h.get(h.acme, "/v1/deliveries/evt_1/"+sub+"?run_id=latest").want(t, http.StatusBadRequest)
+
+	// A delivery waiting for a permit of its endpoint's concurrency limit
+	// says since when, and has no next attempt time.
+	h.dels.add(api.DeliveryDetail{
+		Delivery: api.Delivery{EventID: "evt_w", SubscriptionID: sub, AccountID: "acme", EventType: "user.created", UserID: "u_1",
+			Status: delivery.StatusPending, StartedAt: t0, Endpoint: "https://receiver.example"},
+		WaitingForPermitSince: t0.Add(time.Second),
+	})
+	var w struct {
+		NextAttemptAt         *time.Time `json:"next_attempt_at"`
+		WaitingForPermitSince *time.Time `json:"waiting_for_permit_since"`
+	}
+	h.get(h.acme, "/v1/deliveries/evt_w/"+sub).want(t, http.StatusOK).decode(t, &w)
+	if w.NextAttemptAt != nil || w.WaitingForPermitSince == nil || !w.WaitingForPermitSince.Equal(t0.Add(time.Second)) {
+		t.Errorf("waiting delivery: next_attempt_at %v, waiting_for_permit_since %v", w.NextAttemptAt, w.WaitingForPermitSince)
+	}
 	for _, path := range []string{"evt_2/" + sub, "evt_1/" + uuid.NewString(), "evt_1/not-a-uuid", "bad%20id/" + sub, strings.Repeat("e", 129) + "/" + sub} {
 		h.get(h.acme, "/v1/deliveries/"+path).want(t, http.StatusNotFound)
 	}

@@ -74,7 +74,8 @@ type deliveryDetailAnswer struct {
 		Skipped         bool       `json:"skipped"`
 		Succeeded       bool       `json:"succeeded"`
 	} `json:"attempt_log"`
-	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	NextAttemptAt         *time.Time `json:"next_attempt_at"`
+	WaitingForPermitSince *time.Time `json:"waiting_for_permit_since"`
 }
 
 // deliveryPage is one page of GET /v1/deliveries, or several joined.
@@ -321,6 +322,11 @@ func printDelivery(w io.Writer, d deliveryDetailAnswer, now time.Time) error {
 		} else {
 			next += " (due now)"
 		}
+	}
+	if d.WaitingForPermitSince != nil {
+		// The gate grants the permit when an attempt in flight ends: there
+		// is no time to show.
+		next = "waiting for a permit since " + fmtTime(d.WaitingForPermitSince) + " (the subscription's max in flight is reached)"
 	}
 	redelivery := ""
 	if d.RedeliveryOf != nil {

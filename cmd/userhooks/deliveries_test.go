@@ -213,6 +213,16 @@ func TestDeliveriesShow_PrintsTheAttemptLog(t *testing.T) {
 	if d.EventID != "evt_3" || len(d.AttemptLog) != 2 || *d.AttemptLog[0].StatusCode != 503 || d.AttemptLog[1].StatusCode != nil || d.NextAttemptAt == nil {
 		t.Errorf("show --json: got %+v", d)
 	}
+
+	// A delivery held back by its subscription's max in flight says so
+	// instead of a next attempt time.
+	h.dels.add(api.DeliveryDetail{Delivery: api.Delivery{EventID: "evt_w", SubscriptionID: l.sub2, AccountID: "acme", EventType: "user.created",
+		UserID: "u_4", Status: delivery.StatusPending, StartedAt: l.t0.Add(3 * time.Hour), Endpoint: "https://billing.example.com"},
+		WaitingForPermitSince: l.t0.Add(3*time.Hour + time.Second)})
+	out = h.ok("deliveries", "show", "--event", "evt_w", "--subscription", l.sub2)
+	if !strings.Contains(out, "Next attempt   waiting for a permit since 2026-11-23T12:00:01Z") {
+		t.Errorf("show of a delivery waiting for a permit printed:\n%s", out)
+	}
 }
 
 func TestDeliveriesOperations_GoToTheDeliveryLog(t *testing.T) {
