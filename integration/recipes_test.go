@@ -237,8 +237,10 @@ func setFlag(args []string, value string, names ...string) []string {
 
 // findTemporalCLI returns the `temporal` binary where devserver.FindCLI
 // looks for it (bin/ of the repository, then PATH), without installing it:
-// scripts/test.sh installs it once, before the integration tests.
-func findTemporalCLI(t *testing.T) string {
+// scripts/test.sh installs it once, before the integration tests. Without
+// one it fails the test, saying why the test needs it (need) and how to
+// install it.
+func findTemporalCLI(t *testing.T, need string) string {
 	t.Helper()
 	if p, err := filepath.Abs(filepath.Join("..", "bin", "temporal")); err == nil {
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
@@ -248,8 +250,8 @@ func findTemporalCLI(t *testing.T) string {
 	if p, err := exec.LookPath("temporal"); err == nil {
 		return p
 	}
-	t.Fatalf("no Temporal CLI in bin/ or on PATH, and the README's recipes are tested with it: run `make test`, "+
-		"which installs it, or `GOBIN=$PWD/bin go install %s` (about six minutes the first time)", devserver.CLIModule)
+	t.Fatalf("no Temporal CLI in bin/ or on PATH, and %s: run `make test`, "+
+		"which installs it, or `GOBIN=$PWD/bin go install %s` (about six minutes the first time)", need, devserver.CLIModule)
 	return ""
 }
 
@@ -312,7 +314,7 @@ func (x *recipeRun) runCLI(words []string, stdin string, extra ...string) []byte
 }
 
 func TestRecipes_RunAgainstTheServer(t *testing.T) {
-	bin := findTemporalCLI(t)
+	bin := findTemporalCLI(t, "the README's recipes are tested with it")
 	for _, r := range readREADMERecipes(t) {
 		t.Run(r.title, func(t *testing.T) {
 			test := recipeTests[r.title]

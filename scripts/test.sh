@@ -33,10 +33,12 @@ echo "== unit tests (race detector)"
 # -race would rebuild the server instrumented, so it runs separately below.
 go test -count=1 -race -timeout 15m $(go list ./... | grep -v /integration)
 
-echo "== Temporal CLI for the recipe tests"
-# integration/recipes_test.go runs the README's Temporal CLI recipes with the
-# CLI that `worker dev` uses (devserver.CLIModule), kept in ./bin. Installed
-# once: about six minutes on a cold build cache, nothing when present.
+echo "== Temporal CLI for the recipe and fault tests"
+# integration/recipes_test.go runs the README's Temporal CLI recipes, and
+# integration/faults_test.go restarts a `temporal server start-dev` on its
+# file, with the CLI that `worker dev` uses (devserver.CLIModule), kept in
+# ./bin. Installed once: about six minutes on a cold build cache, nothing
+# when present.
 cli_module=github.com/temporalio/cli/cmd/temporal@v1.5.1
 if ! go version -m bin/temporal 2>/dev/null | grep -Eq "^[[:space:]]+mod[[:space:]]+github.com/temporalio/cli[[:space:]]+${cli_module##*@}[[:space:]]"; then
 	GOBIN="$PWD/bin" go install "$cli_module"
