@@ -64,6 +64,9 @@ type config struct {
 	// endpointMaxInFlight is the limit on requests in flight to one
 	// endpoint for subscriptions that set none; 0 means no limit.
 	endpointMaxInFlight int
+	// stickyCache is the size of the SDK's workflow cache, for the whole
+	// process.
+	stickyCache int
 	// Set by the dev command only.
 	dev devConfig
 }
@@ -118,6 +121,8 @@ func parseConfig(args []string, dev bool) (config, error) {
 	fs.StringVar(&cfg.operatorURL, "operator-webhook-url", os.Getenv(envOperatorURL), "send subscription.disabled events to this URL, signed (Standard Webhooks) with the whsec_ secret in "+envOperatorSecret+"; without it they are only logged (env "+envOperatorURL+")")
 	maxInFlight, maxInFlightErr := endpointMaxInFlightEnv()
 	fs.IntVar(&cfg.endpointMaxInFlight, "endpoint-max-in-flight", maxInFlight, "at most this many requests in flight to one endpoint at once, across all workers, for subscriptions that set no max_in_flight of their own; 0 means no limit (env "+envEndpointMaxInFlight+"; give every worker the same value)")
+	stickyCache, stickyCacheErr := stickyCacheEnv()
+	fs.IntVar(&cfg.stickyCache, "sticky-cache", stickyCache, "workflow executions the worker keeps in memory between their tasks; more saves replays, fewer saves memory (env "+envStickyCache+")")
 	if dev {
 		cfg.dev.registerFlags(fs)
 	}
@@ -145,6 +150,12 @@ func parseConfig(args []string, dev bool) (config, error) {
 	}
 	if maxInFlightErr != nil {
 		return cfg, maxInFlightErr
+	}
+	if stickyCacheErr != nil {
+		return cfg, stickyCacheErr
+	}
+	if err := checkStickyCache(cfg.stickyCache); err != nil {
+		return cfg, err
 	}
 	if err := checkEndpointMaxInFlight(cfg.endpointMaxInFlight); err != nil {
 		return cfg, err
@@ -328,6 +339,8 @@ func runWorker(ctx context.Context, cfg config, c client.Client, store subscript
 	}
 	log.Info("endpoint health", zap.Duration("disable_after", cfg.disableAfter), zap.Bool("automatic_disabling", cfg.disableAfter > 0),
 		zap.String("operator_webhook", operator), zap.Int("endpoint_max_in_flight", cfg.endpointMaxInFlight))
+	// The cache is the SDK's, one per process: set it before any worker.
+	worker.SetStickyWorkflowCacheSize(cfg.stickyCache)
 	w := worker.New(c, cfg.temporal.TaskQueue, worker.Options{WorkerStopTimeout: cfg.shutdownGrace})
 	workflows.Register(w, acts)
 	if err := w.Start(); err != nil {
