@@ -1,10 +1,6 @@
 package main
 
-import (
-	"fmt"
-	"os"
-	"strconv"
-)
+import "fmt"
 
 // envStickyCache is the environment variable of -sticky-cache.
 const envStickyCache = "USERHOOKS_STICKY_CACHE"
@@ -16,20 +12,6 @@ const envStickyCache = "USERHOOKS_STICKY_CACHE"
 // cache is replayed from its history on its next task: a little CPU, only
 // for deliveries that wake up after long waits.
 const defaultStickyCache = 1000
-
-// stickyCacheEnv returns the default of -sticky-cache: the environment's
-// value, or defaultStickyCache. The error names the variable.
-func stickyCacheEnv() (int, error) {
-	v := os.Getenv(envStickyCache)
-	if v == "" {
-		return defaultStickyCache, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return defaultStickyCache, fmt.Errorf("%s=%q: not a whole number", envStickyCache, v)
-	}
-	return n, nil
-}
 
 // checkStickyCache validates -sticky-cache.
 func checkStickyCache(n int) error {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strconv"
 
 	"github.com/userhooks/userhooks/subscription"
 )
@@ -11,20 +9,6 @@ import (
 // envEndpointMaxInFlight is the environment variable of
 // -endpoint-max-in-flight.
 const envEndpointMaxInFlight = "USERHOOKS_ENDPOINT_MAX_IN_FLIGHT"
-
-// endpointMaxInFlightEnv returns the default of -endpoint-max-in-flight:
-// the environment's value, or 0 (no limit). The error names the variable.
-func endpointMaxInFlightEnv() (int, error) {
-	v := os.Getenv(envEndpointMaxInFlight)
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s=%q: not a whole number", envEndpointMaxInFlight, v)
-	}
-	return n, nil
-}
 
 // checkEndpointMaxInFlight validates -endpoint-max-in-flight as a
 // subscription's own limit is validated.

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -119,9 +120,9 @@ func parseConfig(args []string, dev bool) (config, error) {
 	disableAfter, disableAfterErr := durationEnv(envDisableAfter, activities.DefaultDisableAfter)
 	fs.DurationVar(&cfg.disableAfter, "disable-after", disableAfter, "disable a subscription whose endpoint has been failing this long, with no successful delivery, once a delivery to it uses up its retry schedule; 0 turns automatic disabling off (410 Gone still disables) (env "+envDisableAfter+")")
 	fs.StringVar(&cfg.operatorURL, "operator-webhook-url", os.Getenv(envOperatorURL), "send subscription.disabled events to this URL, signed (Standard Webhooks) with the whsec_ secret in "+envOperatorSecret+"; without it they are only logged (env "+envOperatorURL+")")
-	maxInFlight, maxInFlightErr := endpointMaxInFlightEnv()
+	maxInFlight, maxInFlightErr := intEnv(envEndpointMaxInFlight, 0)
 	fs.IntVar(&cfg.endpointMaxInFlight, "endpoint-max-in-flight", maxInFlight, "at most this many requests in flight to one endpoint at once, across all workers, for subscriptions that set no max_in_flight of their own; 0 means no limit (env "+envEndpointMaxInFlight+"; give every worker the same value)")
-	stickyCache, stickyCacheErr := stickyCacheEnv()
+	stickyCache, stickyCacheErr := intEnv(envStickyCache, defaultStickyCache)
 	fs.IntVar(&cfg.stickyCache, "sticky-cache", stickyCache, "workflow executions the worker keeps in memory between their tasks; more saves replays, fewer saves memory (env "+envStickyCache+")")
 	if dev {
 		cfg.dev.registerFlags(fs)
@@ -204,6 +205,21 @@ func durationEnv(name string, def time.Duration) (time.Duration, error) {
 		return def, fmt.Errorf("%s=%q: not a duration such as 120h or 30m (0 turns it off)", name, v)
 	}
 	return d, nil
+}
+
+// intEnv returns the default of an integer flag: the value of the
+// environment variable name, or def when it is unset. The error names the
+// variable.
+func intEnv(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return def, fmt.Errorf("%s=%q: not a whole number", name, v)
+	}
+	return n, nil
 }
 
 func defaultMetricsAddr(dev bool) string {
