@@ -62,6 +62,9 @@ type Workload struct {
 	Hosts       int  `json:"receiver_hosts"`
 	Encrypted   bool `json:"encrypted_payloads"`
 	StickyCache int  `json:"sticky_cache,omitempty"`
+	// SeparatePublisher is true when events were published through a
+	// connection without a worker, so none started eagerly.
+	SeparatePublisher bool `json:"separate_publisher,omitempty"`
 }
 
 // Mode says how events were published.
@@ -283,8 +286,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	if wl.MaxInFlight > 0 {
 		limit = fmt.Sprintf("max_in_flight %d per subscription (gated)", wl.MaxInFlight)
 	}
-	p("workload: %d events × %d subscriptions = %d deliveries; %s; %d worker(s); receiver on %d host(s); %s; %s\n",
-		wl.Events, wl.Subscriptions, wl.Deliveries, wl.Mode(), wl.Workers, wl.Hosts, enc, limit)
+	pub := "published through the first worker's connection (eager start)"
+	if wl.SeparatePublisher {
+		pub = "published through a connection of its own (no eager start)"
+	}
+	p("workload: %d events × %d subscriptions = %d deliveries; %s; %d worker(s); receiver on %d host(s); %s; %s; %s\n",
+		wl.Events, wl.Subscriptions, wl.Deliveries, wl.Mode(), wl.Workers, wl.Hosts, enc, limit, pub)
 
 	if len(r.Phases) > 0 {
 		p("\n")

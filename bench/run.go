@@ -58,6 +58,12 @@ type Config struct {
 	// WorkerOptions are the options of every worker (zero: the SDK's
 	// defaults, as the worker command uses).
 	WorkerOptions worker.Options
+	// SeparatePublisher publishes through a connection of its own, as an
+	// API process without a worker does. By default the publisher shares
+	// the first worker's connection, as `worker dev` and an application
+	// embedding a worker do, and the server starts each event's workflow
+	// eagerly on that worker.
+	SeparatePublisher bool
 	// StickyCache, when positive, sets the SDK's process-wide sticky
 	// workflow cache size (default 10,000).
 	StickyCache int
@@ -243,7 +249,7 @@ func Run(ctx context.Context, env Env, cfg Config) (*Report, error) {
 		Workload: Workload{
 			Events: cfg.events(), Subscriptions: cfg.Subscriptions, Deliveries: cfg.events() * cfg.Subscriptions,
 			Rate: cfg.Rate, DurationSec: cfg.Duration.Seconds(), Workers: cfg.Workers, Hosts: cfg.hosts(), MaxInFlight: cfg.MaxInFlight,
-			Encrypted: !cfg.PlaintextHistory, StickyCache: cfg.StickyCache,
+			Encrypted: !cfg.PlaintextHistory, StickyCache: cfg.StickyCache, SeparatePublisher: cfg.SeparatePublisher,
 		},
 	}
 	if cfg.Rate == 0 {
@@ -362,7 +368,6 @@ func (r *runner) setUp(ctx context.Context) error {
 	if err := workflows.RegisterSearchAttributes(ctx, r.pub, r.env.Namespace); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	r.publisher = starter.New(r.pub, starter.Options{TaskQueue: r.taskQueue})
 
 	if cfg.StickyCache > 0 {
 		worker.SetStickyWorkflowCacheSize(cfg.StickyCache)
@@ -380,6 +385,11 @@ func (r *runner) setUp(ctx context.Context) error {
 		}
 		r.workers = append(r.workers, w)
 	}
+	pub := r.pub
+	if !cfg.SeparatePublisher && len(r.wclients) > 0 {
+		pub = r.wclients[0]
+	}
+	r.publisher = starter.New(pub, starter.Options{TaskQueue: r.taskQueue})
 	fmt.Fprintf(r.progress, "run %s: %d worker(s) on task queue %s, receiver on %d loopback host(s), store in %s\n",
 		r.id, cfg.Workers, r.taskQueue, cfg.hosts(), r.dataDir)
 	return nil

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/converter"
@@ -25,12 +27,15 @@ const deliverActivityType = "Deliver"
 const requestPermitActivityType = "RequestPermit"
 
 // localActivityMarker is the marker name the Go SDK records a local
-// activity's result under; localActivityMarkerData is the part of the
-// marker's "data" detail that names the activity.
+// activity's outcome under; localActivityMarkerData is the part of the
+// marker's "data" detail that names the activity and, when its last try
+// failed with more tries to come, the backoff before the next one. Its
+// result, if any, is the "result" detail; its failure, the marker's.
 const localActivityMarker = "LocalActivity"
 
 type localActivityMarkerData struct {
 	ActivityType string
+	Backoff      time.Duration
 }
 
 // history returns every event of one run.
@@ -86,41 +91,52 @@ type runLog struct {
 	WaitingForPermitSince time.Time
 }
 
-// attemptLog reads the attempts of a delivery run from its history: the
-// result of every completed Deliver activity and the details of every
-// failed one, in order, decoded with dc. It also says when the pending
-// retry timer fires, and whether the run is waiting for a permit.
+// attemptLog reads the attempts of a delivery run from its history, in
+// order, decoded with dc, and says when the pending retry timer fires and
+// whether the run is waiting for a permit.
 //
-// Deliver activities that failed without an attempt record (their retries
-// for faults on our side ran out, or they timed out) are listed as
-// InternalError attempts, as the workflow counts them. An activity still
-// running is not an attempt yet; a cancelled one never is.
+// An attempt is a Deliver activity that ended: its result, or the details
+// of its failure. Runs recorded before the local-deliver change ran it as
+// an activity (ActivityTaskScheduled, then Completed, Failed or TimedOut);
+// later runs run it as a local activity, whose outcome is one marker. A
+// Deliver that failed without an attempt record (its retries for faults on
+// our side ran out, or it timed out) is an InternalError attempt, as the
+// workflow counts it. One still running is not an attempt yet, and a
+// cancelled one never is.
 //
 // A delivery with a concurrency limit asks its gate for a permit before
 // each attempt (a RequestPermit local activity: a marker in history) and
 // waits for the grant on a timer (workflows.permits.await), after which
 // it asks again. That timer is not a retry: from a permit request until the
-// next Deliver is scheduled the run is waiting for a permit, and timers
-// started then are not the next attempt.
+// attempt (its Deliver activity scheduled, or its local activity's marker)
+// the run is waiting for a permit, and timers started then are not the next
+// attempt.
 func attemptLog(dc converter.DataConverter, events []*historypb.HistoryEvent) (runLog, error) {
 	var (
-		log       []delivery.Attempt
-		number    = map[int64]int{} // scheduled event ID of a Deliver → attempt number
-		timers    = map[string]time.Time{}
-		scheduled int
+		log      []delivery.Attempt
+		number   = map[int64]int{} // scheduled event ID of a Deliver activity → attempt number
+		timers   = map[string]time.Time{}
+		attempts int
 		// waitingSince is set from the first permit request of an attempt
-		// until the attempt's Deliver is scheduled.
+		// until the attempt's Deliver is scheduled or recorded.
 		waitingSince time.Time
 	)
-	internal := func(ev *historypb.HistoryEvent, n int, msg string) delivery.Attempt {
-		return delivery.Attempt{Number: n, StartedAt: ev.GetEventTime().AsTime(), Class: delivery.ClassInternal, Error: msg}
+	// ended adds attempt n, which ended with result (nil when it failed) or
+	// failure.
+	ended := func(ev *historypb.HistoryEvent, n int, result *commonpb.Payloads, failure *failurepb.Failure) error {
+		rec, err := attemptRecord(dc, ev, n, result, failure)
+		if err != nil {
+			return err
+		}
+		log = append(log, rec)
+		return nil
 	}
 	for _, ev := range events {
 		switch {
 		case ev.GetActivityTaskScheduledEventAttributes() != nil:
 			if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == deliverActivityType {
-				scheduled++
-				number[ev.GetEventId()] = scheduled
+				attempts++
+				number[ev.GetEventId()] = attempts
 				waitingSince = time.Time{}
 			}
 		case ev.GetMarkerRecordedEventAttributes() != nil:
@@ -132,46 +148,42 @@ func attemptLog(dc converter.DataConverter, events []*historypb.HistoryEvent) (r
 			if err := dc.FromPayloads(m.GetDetails()["data"], &data); err != nil {
 				return runLog{}, fmt.Errorf("decode local activity marker %d: %w", ev.GetEventId(), err)
 			}
-			if data.ActivityType == requestPermitActivityType && waitingSince.IsZero() {
-				waitingSince = ev.GetEventTime().AsTime()
+			switch {
+			case data.ActivityType == requestPermitActivityType:
+				if waitingSince.IsZero() {
+					waitingSince = ev.GetEventTime().AsTime()
+				}
+			case data.ActivityType != deliverActivityType:
+			case m.GetFailure().GetCanceledFailureInfo() != nil:
+				// Cancelled with its run: not an attempt.
+			case m.GetFailure() != nil && data.Backoff > 0:
+				// A fault on our side, tried again after the backoff: the
+				// attempt has not ended.
+			default:
+				attempts++
+				waitingSince = time.Time{}
+				if err := ended(ev, attempts, m.GetDetails()["result"], m.GetFailure()); err != nil {
+					return runLog{}, err
+				}
 			}
 		case ev.GetActivityTaskCompletedEventAttributes() != nil:
 			a := ev.GetActivityTaskCompletedEventAttributes()
-			n, ok := number[a.GetScheduledEventId()]
-			if !ok {
-				continue
+			if n, ok := number[a.GetScheduledEventId()]; ok {
+				if err := ended(ev, n, a.GetResult(), nil); err != nil {
+					return runLog{}, err
+				}
 			}
-			var rec delivery.Attempt
-			if err := dc.FromPayloads(a.GetResult(), &rec); err != nil {
-				return runLog{}, fmt.Errorf("decode result of attempt %d: %w", n, err)
-			}
-			if rec.Number == 0 {
-				rec.Number = n
-			}
-			log = append(log, rec)
 		case ev.GetActivityTaskFailedEventAttributes() != nil:
 			a := ev.GetActivityTaskFailedEventAttributes()
-			n, ok := number[a.GetScheduledEventId()]
-			if !ok {
-				continue
+			if n, ok := number[a.GetScheduledEventId()]; ok {
+				if err := ended(ev, n, nil, a.GetFailure()); err != nil {
+					return runLog{}, err
+				}
 			}
-			app := a.GetFailure().GetApplicationFailureInfo()
-			if app == nil || len(app.GetDetails().GetPayloads()) == 0 {
-				log = append(log, internal(ev, n, a.GetFailure().GetMessage()))
-				continue
-			}
-			var rec delivery.Attempt
-			if err := dc.FromPayloads(app.GetDetails(), &rec); err != nil {
-				return runLog{}, fmt.Errorf("decode failure details of attempt %d: %w", n, err)
-			}
-			if rec.Number == 0 {
-				rec.Number = n
-			}
-			log = append(log, rec)
 		case ev.GetActivityTaskTimedOutEventAttributes() != nil:
 			a := ev.GetActivityTaskTimedOutEventAttributes()
 			if n, ok := number[a.GetScheduledEventId()]; ok {
-				log = append(log, internal(ev, n, "attempt timed out: "+a.GetFailure().GetMessage()))
+				log = append(log, internalAttempt(ev, n, "attempt timed out: "+a.GetFailure().GetMessage()))
 			}
 		case ev.GetTimerStartedEventAttributes() != nil:
 			if !waitingSince.IsZero() {
@@ -192,4 +204,33 @@ func attemptLog(dc converter.DataConverter, events []*historypb.HistoryEvent) (r
 		}
 	}
 	return rl, nil
+}
+
+// attemptRecord decodes the record of attempt n, recorded by event ev: the
+// Deliver's result when failure is nil, else the details of its
+// application failure. A failure without a record (a fault on our side)
+// is an InternalError attempt with the failure's message.
+func attemptRecord(dc converter.DataConverter, ev *historypb.HistoryEvent, n int, result *commonpb.Payloads, failure *failurepb.Failure) (delivery.Attempt, error) {
+	payloads, what := result, "result"
+	if failure != nil {
+		app := failure.GetApplicationFailureInfo()
+		if app == nil || len(app.GetDetails().GetPayloads()) == 0 {
+			return internalAttempt(ev, n, failure.GetMessage()), nil
+		}
+		payloads, what = app.GetDetails(), "failure details"
+	}
+	var rec delivery.Attempt
+	if err := dc.FromPayloads(payloads, &rec); err != nil {
+		return rec, fmt.Errorf("decode %s of attempt %d: %w", what, n, err)
+	}
+	if rec.Number == 0 {
+		rec.Number = n
+	}
+	return rec, nil
+}
+
+// internalAttempt is attempt n, which failed on our side with msg, as of
+// event ev.
+func internalAttempt(ev *historypb.HistoryEvent, n int, msg string) delivery.Attempt {
+	return delivery.Attempt{Number: n, StartedAt: ev.GetEventTime().AsTime(), Class: delivery.ClassInternal, Error: msg}
 }

@@ -296,6 +296,34 @@ func (h *historyBuilder) marker(name, activityType string) {
 	})
 }
 
+// noRetry is the backoff the SDK records with a local activity's failure
+// when no try follows.
+const noRetry = -1
+
+// localDeliver records a Deliver local activity's marker as the SDK does:
+// its result, or its failure with the backoff before the next try (noRetry
+// when none follows).
+func (h *historyBuilder) localDeliver(result any, failure *failurepb.Failure, backoff time.Duration) {
+	details := map[string]*commonpb.Payloads{
+		"data": h.payloads(struct {
+			ActivityID   string
+			ActivityType string
+			ReplayTime   time.Time
+			Attempt      int32
+			Backoff      time.Duration
+		}{"2", deliverActivityType, h.at, 1, backoff}),
+	}
+	if failure == nil {
+		details["result"] = h.payloads(result)
+	}
+	h.add(&historypb.HistoryEvent{
+		EventType: enumspb.EVENT_TYPE_MARKER_RECORDED,
+		Attributes: &historypb.HistoryEvent_MarkerRecordedEventAttributes{MarkerRecordedEventAttributes: &historypb.MarkerRecordedEventAttributes{
+			MarkerName: localActivityMarker, Details: details, Failure: failure,
+		}},
+	})
+}
+
 func (h *historyBuilder) signaled(name string) {
 	h.add(&historypb.HistoryEvent{
 		EventType: enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
@@ -358,6 +386,88 @@ func TestAttemptLog_ReadsEveryDeliverAttemptInOrderThroughTheDataConverter(t *te
 				t.Errorf("attempt 3 = %+v, want attempt 3 as an InternalError with the failure message", log[2])
 			}
 		})
+	}
+}
+
+// TestAttemptLog_ReadsLocalActivityAttempts: from the local-deliver change
+// on, each attempt is a Deliver local activity, recorded as one marker.
+// Runs of both shapes must read alike.
+func TestAttemptLog_ReadsLocalActivityAttempts(t *testing.T) {
+	for name, dc := range map[string]converter.DataConverter{
+		"default converter":    converter.GetDefaultDataConverter(),
+		"encrypting converter": encryptingConverter(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := &historyBuilder{t: t, dc: dc, at: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+			first := delivery.Attempt{Number: 1, StatusCode: 503, Class: delivery.ClassServerError, Error: "HTTP 503", ResponseExcerpt: "busy"}
+			third := delivery.Attempt{Number: 3, StatusCode: 200, DurationMs: 7}
+			internal := &failurepb.Failure{Message: "load subscription: database is locked"}
+
+			h.marker("Version", "")
+			h.localDeliver(nil, h.appFailure(first), noRetry)
+			h.timer("t1", 5*time.Second)
+			h.timerFired("t1")
+			// A fault on our side with a try to come: not an outcome yet.
+			h.localDeliver(nil, internal, 2*time.Second)
+			check := func(wantAttempts int) {
+				t.Helper()
+				rl, err := attemptLog(dc, h.events)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(rl.Attempts) != wantAttempts {
+					t.Fatalf("attempt log has %d entries, want %d: %+v", len(rl.Attempts), wantAttempts, rl.Attempts)
+				}
+			}
+			check(1)
+			// Its last try failed too: attempt 2, on our side.
+			h.localDeliver(nil, internal, noRetry)
+			h.timer("t2", time.Minute)
+			h.timerFired("t2")
+			h.localDeliver(third, nil, 0)
+			// Cancelled with its run: never an attempt.
+			h.localDeliver(nil, &failurepb.Failure{Message: "canceled",
+				FailureInfo: &failurepb.Failure_CanceledFailureInfo{CanceledFailureInfo: &failurepb.CanceledFailureInfo{}}}, noRetry)
+
+			rl, err := attemptLog(dc, h.events)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := rl.Attempts
+			if len(log) != 3 {
+				t.Fatalf("attempt log has %d entries, want 3: %+v", len(log), log)
+			}
+			if log[0] != first || log[2] != third {
+				t.Errorf("attempt log = %+v, want the records as written", log)
+			}
+			if log[1].Number != 2 || log[1].Class != delivery.ClassInternal || log[1].Error != internal.Message {
+				t.Errorf("attempt 2 = %+v, want an InternalError with the failure message", log[1])
+			}
+			if !rl.NextAttemptAt.IsZero() {
+				t.Errorf("next attempt at %s, want none (every timer fired)", rl.NextAttemptAt)
+			}
+		})
+	}
+}
+
+// TestAttemptLog_ALocalAttemptEndsTheWaitForAPermit: with local
+// activities, the attempt's marker is the first sign of it in history.
+func TestAttemptLog_ALocalAttemptEndsTheWaitForAPermit(t *testing.T) {
+	dc := converter.GetDefaultDataConverter()
+	h := &historyBuilder{t: t, dc: dc, at: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	h.marker(localActivityMarker, requestPermitActivityType)
+	h.timer("1", 10*time.Minute)
+	h.signaled(workflows.SignalPermitGrant)
+	h.timerCanceled("1")
+	h.localDeliver(nil, h.appFailure(delivery.Attempt{Number: 1, StatusCode: 500, Class: delivery.ClassServerError}), noRetry)
+	h.timer("2", 5*time.Second)
+	rl, err := attemptLog(dc, h.events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rl.Attempts) != 1 || !rl.WaitingForPermitSince.IsZero() || !rl.NextAttemptAt.Equal(h.at.Add(5*time.Second)) {
+		t.Errorf("%d attempts, waiting since %s, next at %s; want 1 attempt, not waiting, the retry timer's time",
+			len(rl.Attempts), rl.WaitingForPermitSince, rl.NextAttemptAt)
 	}
 }
 

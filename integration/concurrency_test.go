@@ -26,10 +26,14 @@ import (
 )
 
 // Per-endpoint concurrency limits, on the real server, with two workers on
-// one task queue. Each worker runs at most concurrencySlots activities at
-// once, so a limit of 3 reached at the receiver proves that both workers
-// deliver to the endpoint at the same time, under one gate.
+// one task queue: the endpoint's gate holds the limit across both. Each
+// attempt runs as a Deliver local activity, on the worker that runs the
+// delivery's workflow task, so both workers deliver to the endpoint; which
+// one ran an attempt is the identity on the workflow task that recorded its
+// marker.
 
+// concurrencySlots bounds the activities (not the local activities, such as
+// Deliver) each worker runs at once.
 const concurrencySlots = 2
 
 // startConcurrencyWorkers starts n workers, named worker-1…worker-n, on the
@@ -176,8 +180,7 @@ func TestConcurrency_LimitHoldsAcrossTwoWorkersAndSparesOtherEndpoints(t *testin
 		receipts = append(receipts, r)
 	}
 
-	// The slow endpoint fills up to its limit, on both workers (each has
-	// only two activity slots)...
+	// The slow endpoint fills up to its limit...
 	slow.waitHeld(limit, 2*time.Minute)
 	// ...while the other endpoint gets every event, though its deliveries
 	// share the workers with 17 waiting for the slow one.
@@ -209,8 +212,10 @@ func TestConcurrency_LimitHoldsAcrossTwoWorkersAndSparesOtherEndpoints(t *testin
 	}
 
 	// Histories: every limited attempt waited for a grant (a signal in its
-	// history), deliveries to the free endpoint have no trace of the gate,
-	// and both workers ran attempts to the slow endpoint.
+	// history), deliveries to the free endpoint have no trace of the gate
+	// (no permit request, no signal), and both workers ran attempts to the
+	// slow endpoint.
+	dc := converter.GetDefaultDataConverter()
 	identities := map[string]bool{}
 	var limitedLen, freeLen []int
 	for _, r := range receipts {
@@ -218,15 +223,20 @@ func TestConcurrency_LimitHoldsAcrossTwoWorkersAndSparesOtherEndpoints(t *testin
 		if n := countSignals(lh, workflows.SignalPermitGrant); n != 1 {
 			t.Errorf("delivery of %s to the limited subscription received %d grants, want 1", r.Event.ID, n)
 		}
-		_, started := deliverActivities(lh)
-		for _, ev := range started {
-			identities[ev.GetActivityTaskStartedEventAttributes().GetIdentity()] = true
+		delivered, err := localActivityMarkers(lh, dc, "Deliver")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range delivered {
+			identities[completedBy(lh, m)] = true
 		}
 		fh := e.history(workflows.DeliveryWorkflowID(r.Event.ID, free.ID))
+		if requests, err := localActivityMarkers(fh, dc, "RequestPermit"); err != nil || len(requests) != 0 {
+			t.Errorf("delivery of %s to the unlimited subscription asked for %d permits (%v), want none", r.Event.ID, len(requests), err)
+		}
 		for _, ev := range fh {
 			switch ev.GetEventType() {
-			case enumspb.EVENT_TYPE_MARKER_RECORDED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-				enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
+			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
 				t.Errorf("delivery of %s to the unlimited subscription has a %s event", r.Event.ID, ev.GetEventType())
 			}
 		}
@@ -272,9 +282,9 @@ func TestConcurrency_ACancelledWaitingDeliveryLetsTheNextOneGo(t *testing.T) {
 	second, third := publish("u_2"), publish("u_3")
 	secondID := workflows.DeliveryWorkflowID(second.Event.ID, sub.ID)
 	thirdID := workflows.DeliveryWorkflowID(third.Event.ID, sub.ID)
-	// Both have asked the gate (the request is a local activity's marker).
-	e.waitHistoryEvent(secondID, enumspb.EVENT_TYPE_MARKER_RECORDED, time.Minute)
-	e.waitHistoryEvent(thirdID, enumspb.EVENT_TYPE_MARKER_RECORDED, time.Minute)
+	// Both have asked the gate.
+	e.waitPermitRequested(secondID, time.Minute)
+	e.waitPermitRequested(thirdID, time.Minute)
 
 	if err := e.client.CancelWorkflow(ctx, secondID, ""); err != nil {
 		t.Fatal(err)
@@ -322,6 +332,23 @@ func TestConcurrency_ACancelledWaitingDeliveryLetsTheNextOneGo(t *testing.T) {
 		e.record("delivery-limited-after-withdrawal", thirdID)
 		e.record("gate-withdrawal-idle", activities.GateWorkflowID(sub.ID))
 	}
+}
+
+// waitPermitRequested waits until a delivery's history records a request
+// to its endpoint's gate: the marker of a RequestPermit local activity.
+func (e *env) waitPermitRequested(workflowID string, within time.Duration) {
+	e.t.Helper()
+	waitFor(e.t, within, "a permit request in the history of "+workflowID, func() bool {
+		h, err := e.tryHistory(workflowID)
+		if err != nil {
+			return false // not started yet
+		}
+		requests, err := localActivityMarkers(h, converter.GetDefaultDataConverter(), "RequestPermit")
+		if err != nil {
+			e.t.Fatalf("history of %s: %v", workflowID, err)
+		}
+		return len(requests) > 0
+	})
 }
 
 // countSignals counts the signals of a name that a history received.

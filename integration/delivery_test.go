@@ -12,8 +12,10 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/userhooks/userhooks/delivery"
@@ -98,6 +100,78 @@ func TestFanOut_DeliversSignedEventToMatchingSubscriptionsOnly(t *testing.T) {
 		if strings.Contains(raw, "path-secret") {
 			t.Errorf("history of %s contains the URL's query", id)
 		}
+	}
+}
+
+// TestHistoryShape_FirstAttemptDelivery pins the history of the common
+// case, a delivery accepted on its first attempt: Deliver is a local
+// activity, whose outcome is one marker in the workflow task that started
+// the delivery, so the whole run is one workflow task. Back on a regular
+// activity it would be three activity events and a second workflow task.
+// The event workflow matches subscriptions as a local activity too.
+func TestHistoryShape_FirstAttemptDelivery(t *testing.T) {
+	e := newEnv(t)
+	account := "acct-" + t.Name()
+	rc := newReceiver(t)
+	var subs []string
+	for range 3 {
+		sub, _ := e.subscribe(account, rc.srv.URL, nil, fast)
+		subs = append(subs, sub.ID)
+	}
+	r, sum, err := e.publishAndWait(userCreated(account, "u_1"))
+	if err != nil {
+		t.Fatalf("event workflow: %v", err)
+	}
+	if want := (workflows.Summary{Subscriptions: 3, Delivered: 3}); sum != want {
+		t.Fatalf("summary = %+v, want %+v", sum, want)
+	}
+	if n := len(rc.requests()); n != 3 {
+		t.Fatalf("receiver got %d requests, want 3", n)
+	}
+
+	dc := converter.GetDefaultDataConverter()
+	// count counts a history's events of a type.
+	count := func(h []*historypb.HistoryEvent, typ enumspb.EventType) int {
+		n := 0
+		for _, ev := range h {
+			if ev.GetEventType() == typ {
+				n++
+			}
+		}
+		return n
+	}
+	for _, subID := range subs {
+		id := workflows.DeliveryWorkflowID(r.Event.ID, subID)
+		h := e.history(id)
+		var types []string
+		for _, ev := range h {
+			types = append(types, strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_"))
+		}
+		t.Logf("%s: %d events: %s", id, len(h), strings.Join(types, ", "))
+		markers, err := localActivityMarkers(h, dc, "Deliver")
+		if err != nil {
+			t.Fatalf("history of %s: %v", id, err)
+		}
+		if len(markers) != 1 {
+			t.Errorf("history of %s holds %d Deliver markers, want 1", id, len(markers))
+		}
+		if n := count(h, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED); n != 0 {
+			t.Errorf("history of %s schedules %d activities, want none", id, n)
+		}
+		if n := count(h, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED); n != 1 {
+			t.Errorf("history of %s holds %d completed workflow tasks, want 1", id, n)
+		}
+		if len(h) > 9 {
+			t.Errorf("history of %s holds %d events, want at most 9", id, len(h))
+		}
+	}
+
+	h := e.history(r.WorkflowID)
+	if markers, err := localActivityMarkers(h, dc, "MatchSubscriptions"); err != nil || len(markers) == 0 {
+		t.Errorf("history of %s holds %d MatchSubscriptions markers (%v), want at least 1", r.WorkflowID, len(markers), err)
+	}
+	if n := count(h, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED); n != 0 {
+		t.Errorf("history of %s schedules %d activities, want none", r.WorkflowID, n)
 	}
 }
 

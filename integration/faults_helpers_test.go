@@ -318,22 +318,6 @@ func (e *env) waitHistoryEvent(workflowID string, typ enumspb.EventType, within 
 	return found
 }
 
-// deliverActivities returns the Deliver activities' scheduled and started
-// events in a history.
-func deliverActivities(events []*historypb.HistoryEvent) (scheduled, started []*historypb.HistoryEvent) {
-	ids := map[int64]bool{}
-	for _, ev := range events {
-		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "Deliver" {
-			ids[ev.GetEventId()] = true
-			scheduled = append(scheduled, ev)
-		}
-		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && ids[a.GetScheduledEventId()] {
-			started = append(started, ev)
-		}
-	}
-	return scheduled, started
-}
-
 // buildWorker builds the worker command into a directory of the test.
 func buildWorker(t *testing.T) string {
 	t.Helper()

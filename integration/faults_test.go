@@ -6,13 +6,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
@@ -421,25 +424,34 @@ func TestFault_WorkerKilledMidDeliveryAnotherWorkerFinishesIt(t *testing.T) {
 	if len(got) != 2 || got[1].WebhookID != got[0].WebhookID {
 		t.Fatalf("receiver got %+v, want the killed request and one more with the same webhook-id", got)
 	}
-	// The lost attempt is an infrastructure retry of the same Deliver
-	// activity, not an attempt of the schedule: history records one
-	// attempt, delivered by B on the activity's second try, after A's
-	// timed out.
+	// The lost attempt is not an attempt of the schedule. Deliver runs as
+	// a local activity, inside worker A's workflow task: killed, A never
+	// completed that task, which timed out, and worker B, taking the
+	// workflow task over, ran Deliver again. History records one outcome,
+	// B's: one Deliver marker, delivered, in a workflow task B completed.
 	id := workflows.DeliveryWorkflowID(r.Event.ID, sub.ID)
 	checkAttempts(t, id, e.attempts(id), wantAttempt{200, ""})
-	scheduled, started := deliverActivities(e.history(id))
-	if len(scheduled) != 1 || len(started) != 1 {
-		t.Fatalf("history of %s: %d Deliver activities scheduled, %d started; want one each", id, len(scheduled), len(started))
+	h := e.history(id)
+	markers, err := localActivityMarkers(h, converter.GetDefaultDataConverter(), "Deliver")
+	if err != nil {
+		t.Fatal(err)
 	}
-	st := started[0].GetActivityTaskStartedEventAttributes()
-	if st.GetAttempt() != 2 {
-		t.Errorf("the Deliver activity completed on try %d, want 2 (the first was lost with worker A)", st.GetAttempt())
+	if len(markers) != 1 {
+		t.Fatalf("history of %s holds %d Deliver markers, want 1", id, len(markers))
 	}
-	if tf := st.GetLastFailure().GetTimeoutFailureInfo(); tf.GetTimeoutType() != enumspb.TIMEOUT_TYPE_START_TO_CLOSE {
-		t.Errorf("the failure before the retry = %v, want a start-to-close timeout", st.GetLastFailure())
+	m := markers[0]
+	var rec delivery.Attempt
+	if err := converter.GetDefaultDataConverter().FromPayloads(m.result(), &rec); err != nil || m.failure() != nil || rec.StatusCode != 200 {
+		t.Errorf("the Deliver marker holds %+v (failure %v, decode error %v), want a success with status 200", rec, m.failure(), err)
 	}
-	if b := strconv.Itoa(os.Getpid()) + "@"; !strings.HasPrefix(st.GetIdentity(), b) {
-		t.Errorf("the retry ran on %q, want worker B (identity %s…)", st.GetIdentity(), b)
+	lost := slices.IndexFunc(h, func(ev *historypb.HistoryEvent) bool {
+		return ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT || ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED
+	})
+	if lost < 0 || h[lost].GetEventId() > m.event.GetEventId() {
+		t.Errorf("history of %s has no workflow task timed out or failed before the Deliver marker (event %d): A's task was not lost", id, m.event.GetEventId())
+	}
+	if b, by := strconv.Itoa(os.Getpid())+"@", completedBy(h, m); !strings.HasPrefix(by, b) {
+		t.Errorf("the workflow task that recorded the Deliver marker was completed by %q, want worker B (identity %s…)", by, b)
 	}
 }
 

@@ -6,7 +6,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,10 +20,13 @@ import (
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
 	"go.uber.org/zap/zaptest"
@@ -301,9 +303,10 @@ func (e *env) tryHistory(workflowID string) ([]*historypb.HistoryEvent, error) {
 	return out, nil
 }
 
-// attempts extracts the attempt records of a delivery from its history:
-// the results of completed Deliver activities and the details of failed
-// ones, in order. A workflow that does not exist yet has none.
+// attempts extracts the attempt records of a delivery from its history, in
+// order (see deliverOutcomes): the result of each Deliver that succeeded,
+// the details of each that failed with a record. A workflow that does not
+// exist yet has none.
 func (e *env) attempts(workflowID string) []delivery.Attempt {
 	e.t.Helper()
 	h, err := e.tryHistory(workflowID)
@@ -314,28 +317,150 @@ func (e *env) attempts(workflowID string) []delivery.Attempt {
 	if err != nil {
 		e.t.Fatalf("history of %s: %v", workflowID, err)
 	}
+	outcomes, err := deliverOutcomes(h, converter.GetDefaultDataConverter())
+	if err != nil {
+		e.t.Fatalf("history of %s: %v", workflowID, err)
+	}
 	var out []delivery.Attempt
-	for _, ev := range h {
-		var payload []byte
-		switch {
-		case ev.GetActivityTaskCompletedEventAttributes() != nil:
-			payload = ev.GetActivityTaskCompletedEventAttributes().GetResult().GetPayloads()[0].GetData()
-		case ev.GetActivityTaskFailedEventAttributes() != nil:
-			f := ev.GetActivityTaskFailedEventAttributes().GetFailure().GetApplicationFailureInfo()
-			if f == nil || len(f.GetDetails().GetPayloads()) == 0 {
-				continue
-			}
-			payload = f.GetDetails().GetPayloads()[0].GetData()
-		default:
-			continue
+	for _, o := range outcomes {
+		if o.record == nil {
+			continue // a fault on our side outlasted the retries: no record
 		}
 		var a delivery.Attempt
-		if err := json.Unmarshal(payload, &a); err != nil || a.Number == 0 {
-			continue // not a Deliver result (e.g. MatchSubscriptions)
+		if err := converter.GetDefaultDataConverter().FromPayloads(o.record, &a); err != nil {
+			e.t.Fatalf("history of %s, event %d: decode the attempt record: %v", workflowID, o.event.GetEventId(), err)
 		}
 		out = append(out, a)
 	}
 	return out
+}
+
+// localActivityMarkerName is the MarkerName under which the Go SDK records
+// a local activity's outcome; version markers have another name.
+const localActivityMarkerName = "LocalActivity"
+
+// localActivityMarker is one LocalActivity marker: the outcome of one run
+// of a local activity, in the workflow task that ran it.
+type localActivityMarker struct {
+	event *historypb.HistoryEvent
+	// backoff is, after a failed try, how long Temporal waits before the
+	// next one (a fault on our side, retried). It is positive only then:
+	// the SDK records -1 after a failure it does not retry, 0 otherwise.
+	backoff time.Duration
+}
+
+func (m localActivityMarker) attrs() *historypb.MarkerRecordedEventAttributes {
+	return m.event.GetMarkerRecordedEventAttributes()
+}
+
+// result is what the activity returned; nil after a failure.
+func (m localActivityMarker) result() *commonpb.Payloads { return m.attrs().GetDetails()["result"] }
+
+// failure is how the activity failed; nil after a success.
+func (m localActivityMarker) failure() *failurepb.Failure { return m.attrs().GetFailure() }
+
+// final reports whether the marker is the activity's outcome: a success, or
+// a failure that Temporal does not try again. A cancellation is final too.
+func (m localActivityMarker) final() bool { return m.failure() == nil || m.backoff <= 0 }
+
+// localActivityMarkers returns the LocalActivity markers of activityType
+// ("Deliver", "MatchSubscriptions", "RequestPermit") in a history, in
+// order. dc decodes the markers' data, as it did for the worker that
+// recorded them.
+func localActivityMarkers(h []*historypb.HistoryEvent, dc converter.DataConverter, activityType string) ([]localActivityMarker, error) {
+	var out []localActivityMarker
+	for _, ev := range h {
+		a := ev.GetMarkerRecordedEventAttributes()
+		if a == nil || a.GetMarkerName() != localActivityMarkerName {
+			continue
+		}
+		// The SDK's marker data, in part: ActivityID, ReplayTime and
+		// Attempt (the local activity's try) are not needed here.
+		var data struct {
+			ActivityType string
+			Backoff      time.Duration
+		}
+		if err := dc.FromPayloads(a.GetDetails()["data"], &data); err != nil {
+			return nil, fmt.Errorf("event %d: decode the local activity marker's data: %w", ev.GetEventId(), err)
+		}
+		if data.ActivityType == activityType {
+			out = append(out, localActivityMarker{event: ev, backoff: data.Backoff})
+		}
+	}
+	return out, nil
+}
+
+// completedBy returns the identity of the worker that completed the
+// workflow task whose commands recorded marker m: the worker that ran the
+// local activity to that outcome.
+func completedBy(h []*historypb.HistoryEvent, m localActivityMarker) string {
+	id := m.attrs().GetWorkflowTaskCompletedEventId()
+	for _, ev := range h {
+		if ev.GetEventId() == id {
+			return ev.GetWorkflowTaskCompletedEventAttributes().GetIdentity()
+		}
+	}
+	return ""
+}
+
+// deliverOutcome is how one Deliver attempt ended, as history records it.
+type deliverOutcome struct {
+	event *historypb.HistoryEvent
+	// record is the attempt's delivery.Attempt: the result, or the
+	// failure's details; nil for a failure without one (a fault on our
+	// side that outlasted the retries).
+	record *commonpb.Payloads
+	// failure is nil when Deliver succeeded.
+	failure *failurepb.Failure
+}
+
+// deliverOutcomes returns the outcomes of the Deliver attempts in a
+// delivery's history, in order, in both shapes history holds them:
+// ActivityTaskCompleted and ActivityTaskFailed events of Deliver activities
+// (runs from before the workflows' local-deliver change), and Deliver
+// LocalActivity markers (runs since). A marker of a failed try that
+// Temporal retries, or of a cancellation, is not an outcome. dc decodes
+// the markers' data.
+func deliverOutcomes(h []*historypb.HistoryEvent, dc converter.DataConverter) ([]deliverOutcome, error) {
+	markers, err := localActivityMarkers(h, dc, "Deliver")
+	if err != nil {
+		return nil, err
+	}
+	byEvent := map[int64]localActivityMarker{}
+	for _, m := range markers {
+		byEvent[m.event.GetEventId()] = m
+	}
+	deliver := map[int64]bool{} // IDs of the ActivityTaskScheduled events of Deliver
+	var out []deliverOutcome
+	for _, ev := range h {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "Deliver" {
+			deliver[ev.GetEventId()] = true
+		}
+		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && deliver[a.GetScheduledEventId()] {
+			out = append(out, deliverOutcome{event: ev, record: a.GetResult()})
+		}
+		if a := ev.GetActivityTaskFailedEventAttributes(); a != nil && deliver[a.GetScheduledEventId()] {
+			out = append(out, deliverOutcome{event: ev, record: recordOf(a.GetFailure()), failure: a.GetFailure()})
+		}
+		m, ok := byEvent[ev.GetEventId()]
+		switch {
+		case !ok || !m.final() || m.failure().GetCanceledFailureInfo() != nil:
+		case m.failure() == nil:
+			out = append(out, deliverOutcome{event: ev, record: m.result()})
+		default:
+			out = append(out, deliverOutcome{event: ev, record: recordOf(m.failure()), failure: m.failure()})
+		}
+	}
+	return out, nil
+}
+
+// recordOf returns the attempt record a failed Deliver carries as its
+// application failure's details, or nil.
+func recordOf(f *failurepb.Failure) *commonpb.Payloads {
+	if d := f.GetApplicationFailureInfo().GetDetails(); len(d.GetPayloads()) > 0 {
+		return d
+	}
+	return nil
 }
 
 // describe returns a workflow's status and search attributes.

@@ -494,25 +494,25 @@ func testDeliveriesOfEvent(x *recipeRun) {
 }
 
 // attemptLog returns what an operator reads in a delivery's history: the
-// HTTP status of each attempt (the result of a completed Deliver activity,
-// the details of a failed one), and the failure messages.
+// HTTP status of each attempt (from its record: the result of a Deliver
+// that succeeded, the details of one that failed; see deliverOutcomes for
+// the two shapes) and the failure messages, in order.
 func attemptLog(t *testing.T, h []*historypb.HistoryEvent, dc converter.DataConverter) (codes []int, messages []string) {
 	t.Helper()
-	for _, ev := range h {
-		var payloads *commonpb.Payloads
-		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
-			payloads = a.GetResult()
+	outcomes, err := deliverOutcomes(h, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outcomes {
+		if o.failure != nil {
+			messages = append(messages, o.failure.GetMessage())
 		}
-		if a := ev.GetActivityTaskFailedEventAttributes(); a != nil {
-			messages = append(messages, a.GetFailure().GetMessage())
-			payloads = a.GetFailure().GetApplicationFailureInfo().GetDetails()
-		}
-		if payloads == nil {
+		if o.record == nil {
 			continue
 		}
 		var rec delivery.Attempt
-		if err := dc.FromPayloads(payloads, &rec); err != nil {
-			t.Fatalf("event %d: decode the attempt record: %v", ev.GetEventId(), err)
+		if err := dc.FromPayloads(o.record, &rec); err != nil {
+			t.Fatalf("event %d: decode the attempt record: %v", o.event.GetEventId(), err)
 		}
 		codes = append(codes, rec.StatusCode)
 	}

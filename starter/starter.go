@@ -83,6 +83,12 @@ func (p *Publisher) Publish(ctx context.Context, e event.Event) (Receipt, error)
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    workflows.EventSearchAttributes(e),
 		StaticSummary:                            fmt.Sprintf("%s %s (account %s)", e.Type, e.Data.User.ID, e.AccountID),
+		// Where the publishing process also runs a worker on the task queue
+		// (`worker dev`, an application embedding one), the server hands
+		// the event's first workflow task back in the start response: one
+		// trip through the task queue less before the deliveries start.
+		// Without a local worker with a free slot this asks nothing.
+		EnableEagerStart: true,
 	}, workflows.UserEventWorkflow, workflows.UserEventInput{Event: e})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

@@ -75,6 +75,23 @@ var notifyRetry = &temporal.RetryPolicy{
 // recorded before (DefaultVersion) replay without these commands.
 const endpointHealthChange = "endpoint-health"
 
+// localDeliverChange is the workflow.GetVersion change ID of attempts run
+// as local activities: from version 1 on, each attempt is a Deliver local
+// activity, whose outcome history records as one marker, in the workflow
+// task that ran it. Before (DefaultVersion) each attempt was a Deliver
+// activity: three events, a trip through the task queue and a second
+// workflow task. Histories recorded before replay as they were.
+const localDeliverChange = "local-deliver"
+
+// deliverLocalOptions run Deliver as a local activity. As for the activity,
+// Temporal retries it only for faults on our side; a worker lost mid-attempt
+// times out the workflow task (10 s), and another worker runs the attempt
+// again.
+var deliverLocalOptions = workflow.LocalActivityOptions{
+	StartToCloseTimeout: deliverTimeout,
+	RetryPolicy:         infraRetry,
+}
+
 // DeliveryInput is the input of DeliveryWorkflow. It carries the
 // subscription's ID, never its URL or secrets.
 type DeliveryInput struct {
@@ -126,12 +143,14 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		StartToCloseTimeout: deliverTimeout,
 		RetryPolicy:         infraRetry,
 	})
+	ctx = workflow.WithLocalActivityOptions(ctx, deliverLocalOptions)
+	local := workflow.GetVersion(ctx, localDeliverChange, workflow.DefaultVersion, 1) >= 1
 	retryNow := workflow.GetSignalChannel(ctx, SignalRetryNow)
 	permits := newPermits(ctx, in) // nil without a limit: nothing more in history
 
 	var res DeliveryResult
 	for attempt := 1; ; attempt++ {
-		rec, err := permits.deliverOnce(ctx, in, attempt)
+		rec, err := permits.deliverOnce(ctx, in, attempt, local)
 		// An attempt cancelled while it waited for its permit was never
 		// made: the result and UserhooksAttempts keep the attempts made.
 		// (Only a delivery with a limit, past the permit path's GetVersion,
@@ -232,17 +251,23 @@ func notifyIfDisabled(ctx workflow.Context, in DeliveryInput, disable workflow.F
 	}
 }
 
-// deliverOnce runs one Deliver activity and returns the attempt's record.
-// The error is non-nil only for cancellation (a CanceledError) or for a
-// workflow-level problem; failed attempts, including faults on our side
-// that outlasted the activity's retries, come back as records.
-func deliverOnce(ctx workflow.Context, in DeliveryInput, attempt int) (delivery.Attempt, error) {
+// deliverOnce runs one Deliver activity, a local one when local is set
+// (localDeliverChange), and returns the attempt's record. The error is non-nil only
+// for cancellation (a CanceledError) or for a workflow-level problem;
+// failed attempts, including faults on our side that outlasted the
+// activity's retries, come back as records.
+func deliverOnce(ctx workflow.Context, in DeliveryInput, attempt int, local bool) (delivery.Attempt, error) {
+	din := activities.DeliverInput{Event: in.Event, SubscriptionID: in.SubscriptionID, Attempt: attempt}
+	var f workflow.Future
+	if local {
+		// The method value of a nil *Activities: see permits.acquire.
+		var acts *activities.Activities
+		f = workflow.ExecuteLocalActivity(ctx, acts.Deliver, din)
+	} else {
+		f = workflow.ExecuteActivity(ctx, (*activities.Activities).Deliver, din)
+	}
 	var rec delivery.Attempt
-	err := workflow.ExecuteActivity(ctx, (*activities.Activities).Deliver, activities.DeliverInput{
-		Event:          in.Event,
-		SubscriptionID: in.SubscriptionID,
-		Attempt:        attempt,
-	}).Get(ctx, &rec)
+	err := f.Get(ctx, &rec)
 	if err == nil {
 		return rec, nil
 	}

@@ -68,9 +68,9 @@ func newPermits(ctx workflow.Context, in DeliveryInput) *permits {
 // limit. Cancelled while it waits for the permit, it withdraws the request
 // and returns errCanceledWaitingForPermit, a CanceledError: the attempt was
 // not made.
-func (p *permits) deliverOnce(ctx workflow.Context, in DeliveryInput, attempt int) (delivery.Attempt, error) {
+func (p *permits) deliverOnce(ctx workflow.Context, in DeliveryInput, attempt int, local bool) (delivery.Attempt, error) {
 	if p == nil {
-		return deliverOnce(ctx, in, attempt)
+		return deliverOnce(ctx, in, attempt, local)
 	}
 	info := workflow.GetInfo(ctx)
 	req := activities.PermitRequest{
@@ -86,7 +86,7 @@ func (p *permits) deliverOnce(ctx workflow.Context, in DeliveryInput, attempt in
 	if err != nil {
 		return delivery.Attempt{}, errCanceledWaitingForPermit
 	}
-	return deliverOnce(ctx, in, attempt)
+	return deliverOnce(ctx, in, attempt, local)
 }
 
 // acquire asks the gate for a permit and waits for the grant, asking again

@@ -24,6 +24,28 @@ const (
 	maxBatchBytes = 16 << 20
 )
 
+// localMatchChange is the workflow.GetVersion change ID of subscription
+// matching as a local activity: from version 1 on, each page of
+// MatchSubscriptions is a local activity (one marker in history, in the
+// workflow task that started the event). Before (DefaultVersion) it was an
+// activity: three events, a trip through the task queue and one more
+// workflow task before the deliveries started.
+const localMatchChange = "local-match"
+
+// matchOptions bound one page of MatchSubscriptions, a query of the
+// subscription store; Temporal retries it while the store is unreachable.
+var (
+	matchOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         matchRetry,
+	}
+	matchLocalOptions = workflow.LocalActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         matchRetry,
+	}
+	matchRetry = &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
+)
+
 // UserEventInput is the input of UserEventWorkflow.
 type UserEventInput struct {
 	Event event.Event
@@ -61,14 +83,11 @@ func (s *Summary) add(o Summary) {
 // Its ID is EventWorkflowID(event.ID), so an event is processed once however
 // often it is published. Cancelling it cancels every delivery it started.
 func UserEventWorkflow(ctx workflow.Context, in UserEventInput) (Summary, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-	})
 	size, err := batchSize(in)
 	if err != nil {
 		return Summary{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidEvent", err)
 	}
+	match := matcher(ctx)
 
 	var (
 		after   string
@@ -77,7 +96,7 @@ func UserEventWorkflow(ctx workflow.Context, in UserEventInput) (Summary, error)
 	)
 	for page := 1; ; page++ {
 		var m activities.MatchResult
-		err := workflow.ExecuteActivity(ctx, (*activities.Activities).MatchSubscriptions, activities.MatchInput{
+		err := match(activities.MatchInput{
 			AccountID: in.Event.AccountID,
 			EventType: in.Event.Type,
 			AfterID:   after,
@@ -120,6 +139,24 @@ func UserEventWorkflow(ctx workflow.Context, in UserEventInput) (Summary, error)
 		return sum, temporal.NewCanceledError(sum)
 	}
 	return sum, nil
+}
+
+// matcher returns how this run calls MatchSubscriptions: as a local
+// activity from localMatchChange on, as an activity in histories recorded
+// before.
+func matcher(ctx workflow.Context) func(activities.MatchInput) workflow.Future {
+	if workflow.GetVersion(ctx, localMatchChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		actx := workflow.WithActivityOptions(ctx, matchOptions)
+		return func(in activities.MatchInput) workflow.Future {
+			return workflow.ExecuteActivity(actx, (*activities.Activities).MatchSubscriptions, in)
+		}
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, matchLocalOptions)
+	// The method value of a nil *Activities: see permits.acquire.
+	var acts *activities.Activities
+	return func(in activities.MatchInput) workflow.Future {
+		return workflow.ExecuteLocalActivity(lctx, acts.MatchSubscriptions, in)
+	}
 }
 
 // batchSize is the number of deliveries one workflow may start for this

@@ -94,6 +94,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&c.Verify, "verify", c.Verify, "verify every delivery's signature at the receiver")
 	fs.BoolVar(&c.PlaintextHistory, "plaintext-history", false, "do not encrypt payloads (production encrypts them)")
 	fs.DurationVar(&c.PhaseTimeout, "timeout", c.PhaseTimeout, "limit of each phase")
+	fs.BoolVar(&c.SeparatePublisher, "separate-publisher", false, "publish through a connection of its own, as an API process without a worker (default: the first worker's, so events start eagerly)")
 	fs.IntVar(&c.StickyCache, "sticky-cache", 0, "SDK sticky workflow cache size (0: the SDK's default, 10,000)")
 	fs.IntVar(&c.WorkerOptions.MaxConcurrentWorkflowTaskPollers, "wft-pollers", 0, "workflow task pollers per worker (0: SDK default)")
 	fs.IntVar(&c.WorkerOptions.MaxConcurrentActivityTaskPollers, "activity-pollers", 0, "activity task pollers per worker (0: SDK default)")
