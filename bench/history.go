@@ -8,6 +8,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/userhooks/userhooks/workflows"
 )
 
 // HistoryCount describes one workflow history.
@@ -23,9 +26,17 @@ type HistoryCount struct {
 	LocalActivities int `json:"local_activities"`
 	// Children counts child workflows initiated.
 	Children int `json:"children"`
+	// Attempts is the last UserhooksAttempts search attribute a delivery
+	// workflow set (0 for other workflows): the attempts it made, whether
+	// they ran as activities or local activities.
+	Attempts int `json:"attempts,omitempty"`
 	// ByType counts events by type (e.g. "WorkflowTaskCompleted").
 	ByType map[string]int `json:"by_type"`
 }
+
+// localActivityMarker is the marker name of a local activity's outcome;
+// version markers (workflow.GetVersion) have another.
+const localActivityMarker = "LocalActivity"
 
 // CountHistory counts the events of a history.
 func CountHistory(events []*historypb.HistoryEvent) HistoryCount {
@@ -39,9 +50,21 @@ func CountHistory(events []*historypb.HistoryEvent) HistoryCount {
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			c.Activities++
 		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			c.LocalActivities++
+			if e.GetMarkerRecordedEventAttributes().GetMarkerName() == localActivityMarker {
+				c.LocalActivities++
+			}
 		case enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
 			c.Children++
+		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+			attrs := e.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+			if p, ok := attrs[workflows.AttrAttempts.GetName()]; ok {
+				// Search attributes are never encrypted: the default
+				// converter reads them.
+				var n int
+				if err := converter.GetDefaultDataConverter().FromPayload(p, &n); err == nil {
+					c.Attempts = n
+				}
+			}
 		}
 	}
 	return c
@@ -121,9 +144,8 @@ type EventTree struct {
 }
 
 // SummarizeTrees computes HistoryStats from sampled event trees. A
-// delivery counts as first-attempt when its history holds one activity:
-// every attempt is a Deliver activity, while the permit requests of a
-// limited delivery are local activities (markers).
+// delivery counts as first-attempt when it recorded one attempt
+// (HistoryCount.Attempts).
 func SummarizeTrees(trees []EventTree) HistoryStats {
 	var s HistoryStats
 	var parentEvents, parentTasks, perSub, delEvents, delTasks float64
@@ -145,7 +167,7 @@ func SummarizeTrees(trees []EventTree) HistoryStats {
 			delEvents += float64(d.Events)
 			delTasks += float64(d.WorkflowTasks)
 			s.DeliveryEventsMax = max(s.DeliveryEventsMax, d.Events)
-			if d.Activities == 1 {
+			if d.Attempts == 1 {
 				s.FirstAttemptDeliveries++
 			}
 			totalEvents += d.Events

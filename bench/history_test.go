@@ -4,10 +4,13 @@ import (
 	"reflect"
 	"testing"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/userhooks/userhooks/bench"
+	"github.com/userhooks/userhooks/workflows"
 )
 
 func history(types ...enumspb.EventType) []*historypb.HistoryEvent {
@@ -24,16 +27,37 @@ var wft = []enumspb.EventType{
 	enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
 }
 
-// deliveryHistory is the shape of a DeliveryWorkflow that delivered on its
-// first attempt: 12 events, 2 workflow tasks, 1 activity.
-func deliveryHistory() []*historypb.HistoryEvent {
-	var t []enumspb.EventType
-	t = append(t, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)
-	t = append(t, wft...)
-	t = append(t, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED, enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
-	t = append(t, wft...)
-	t = append(t, enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
-	return history(t...)
+// deliveryHistory is the shape of a DeliveryWorkflow, before the
+// local-deliver change, that delivered on its first attempt: 12 events, 2
+// workflow tasks, 1 activity, and UserhooksAttempts set to 1.
+func deliveryHistory(t *testing.T) []*historypb.HistoryEvent {
+	var types []enumspb.EventType
+	types = append(types, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)
+	types = append(types, wft...)
+	types = append(types, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED, enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+	types = append(types, wft...)
+	types = append(types, enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
+	h := history(types...)
+	setAttempts(t, h[len(h)-2], 1)
+	return h
+}
+
+// setAttempts makes ev an upsert of UserhooksAttempts to n, as a delivery
+// workflow records it.
+func setAttempts(t *testing.T, ev *historypb.HistoryEvent, n int) {
+	t.Helper()
+	p, err := converter.GetDefaultDataConverter().ToPayload(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.EventType = enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+	ev.Attributes = &historypb.HistoryEvent_UpsertWorkflowSearchAttributesEventAttributes{
+		UpsertWorkflowSearchAttributesEventAttributes: &historypb.UpsertWorkflowSearchAttributesEventAttributes{
+			SearchAttributes: &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{
+				workflows.AttrAttempts.GetName(): p,
+			}},
+		},
+	}
 }
 
 // parentHistory is a parent of n children woken once for all of them.
@@ -50,7 +74,7 @@ func parentHistory(n int) []*historypb.HistoryEvent {
 }
 
 func TestCountHistory(t *testing.T) {
-	c := bench.CountHistory(deliveryHistory())
+	c := bench.CountHistory(deliveryHistory(t))
 	if c.Events != 12 || c.WorkflowTasks != 2 || c.Activities != 1 || c.LocalActivities != 0 || c.Children != 0 {
 		t.Errorf("CountHistory(delivery) = %+v, want 12 events, 2 tasks, 1 activity", c)
 	}
@@ -64,8 +88,13 @@ func TestCountHistory(t *testing.T) {
 	if p.Events != 1+3+9+3+1 || p.Children != 3 || p.WorkflowTasks != 2 {
 		t.Errorf("CountHistory(parent of 3) = %+v, want 17 events, 3 children, 2 tasks", p)
 	}
-	local := bench.CountHistory(history(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, enumspb.EVENT_TYPE_MARKER_RECORDED))
-	if local.LocalActivities != 1 {
+	// A local activity's marker counts; a version marker does not.
+	lh := history(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, enumspb.EVENT_TYPE_MARKER_RECORDED, enumspb.EVENT_TYPE_MARKER_RECORDED)
+	for i, name := range []string{"Version", "LocalActivity"} {
+		lh[i+1].Attributes = &historypb.HistoryEvent_MarkerRecordedEventAttributes{
+			MarkerRecordedEventAttributes: &historypb.MarkerRecordedEventAttributes{MarkerName: name}}
+	}
+	if local := bench.CountHistory(lh); local.LocalActivities != 1 {
 		t.Errorf("CountHistory counted %d local activities, want 1", local.LocalActivities)
 	}
 }
@@ -74,7 +103,7 @@ func TestSummarizeTrees_SharesTheParentAmongItsDeliveries(t *testing.T) {
 	tree := func(n int) bench.EventTree {
 		tr := bench.EventTree{Parent: bench.CountHistory(parentHistory(n))}
 		for range n {
-			tr.Deliveries = append(tr.Deliveries, bench.CountHistory(deliveryHistory()))
+			tr.Deliveries = append(tr.Deliveries, bench.CountHistory(deliveryHistory(t)))
 		}
 		return tr
 	}
@@ -98,8 +127,9 @@ func TestSummarizeTrees_SharesTheParentAmongItsDeliveries(t *testing.T) {
 }
 
 func TestSummarizeTrees_RetriedDeliveryIsNotFirstAttempt(t *testing.T) {
-	retried := bench.CountHistory(deliveryHistory())
-	retried.Activities = 2
+	h := deliveryHistory(t)
+	setAttempts(t, h[len(h)-2], 2)
+	retried := bench.CountHistory(h)
 	s := bench.SummarizeTrees([]bench.EventTree{{Parent: bench.CountHistory(parentHistory(1)), Deliveries: []bench.HistoryCount{retried}}})
 	if s.FirstAttemptDeliveries != 0 {
 		t.Errorf("FirstAttemptDeliveries = %d, want 0", s.FirstAttemptDeliveries)

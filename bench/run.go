@@ -274,7 +274,7 @@ func Run(ctx context.Context, env Env, cfg Config) (*Report, error) {
 
 	events := r.makeEvents(cfg.events())
 	fmt.Fprintf(r.progress, "userhooks: %d events × %d subscriptions (%s)…\n", len(events), cfg.Subscriptions, rep.Workload.Mode())
-	ours := r.runPhase(ctx, PhaseUserhooks, "starter.Publish → UserEventWorkflow → DeliveryWorkflow children → Deliver activity (the production path)",
+	ours := r.runPhase(ctx, PhaseUserhooks, "starter.Publish → UserEventWorkflow → DeliveryWorkflow children → Deliver local activity (the production path)",
 		events, r.publishUserhooks, cfg.CPUProfile)
 	rep.Phases = append(rep.Phases, ours)
 	if cfg.HistorySample > 0 && ctx.Err() == nil {
