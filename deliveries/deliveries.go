@@ -178,7 +178,7 @@ type Delivery struct {
 type Detail struct {
 	Delivery
 	// AttemptLog holds every attempt of the run in order: the result or
-	// failure details of each Deliver activity. An attempt whose activity
+	// failure details of each Deliver (local) activity. An attempt that
 	// failed on our side without a record (worker lost, timeout) appears
 	// with class InternalError.
 	AttemptLog []delivery.Attempt

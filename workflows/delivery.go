@@ -41,8 +41,8 @@ const (
 // to load the subscription and report the result.
 const deliverTimeout = activities.DefaultRequestTimeout + 15*time.Second
 
-// infraRetry retries a Deliver activity only for faults on our side (worker
-// lost mid-attempt, store unreachable). HTTP outcomes never go through it:
+// infraRetry retries a Deliver activity, local or not, only for faults on
+// our side (worker lost mid-attempt, store unreachable). HTTP outcomes never go through it:
 // Deliver reports them as non-retryable errors and the workflow schedules
 // the next attempt itself, so every attempt is its own entry in history.
 var infraRetry = &temporal.RetryPolicy{
@@ -116,9 +116,10 @@ type DeliveryResult struct {
 }
 
 // DeliveryWorkflow delivers one event to one subscription. Each attempt is
-// one Deliver activity; between attempts it waits on a durable timer for the
-// time the retry schedule (or the receiver's Retry-After) says, or until a
-// retry-now signal. It stops on success, on a final answer (4xx other than
+// one Deliver local activity (an activity in runs recorded before
+// localDeliverChange), whose outcome history records; between attempts it
+// waits on a durable timer for the time the retry schedule (or the
+// receiver's Retry-After) says, or until a retry-now signal. It stops on success, on a final answer (4xx other than
 // 408/425/429; 410 also disables the subscription), when the schedule is
 // exhausted (and then disables the subscription if its endpoint has been
 // failing for the worker's DisableAfter), or when cancelled. Every disable
