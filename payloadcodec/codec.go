@@ -6,6 +6,7 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -53,6 +54,18 @@ func NewCodec(k *Keyring) converter.PayloadCodec {
 // read.
 func NewDataConverter(k *Keyring) converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), NewCodec(k))
+}
+
+// NewFailureConverter returns the SDK's default failure converter, but with
+// the details of failures converted by dc. Give it to every client that has
+// dc as its data converter: the SDK's own default converts failure details
+// (such as a failed attempt's record with the receiver's response excerpt,
+// or a failed delivery's result) with the default data converter, in
+// clear, whatever the client's data converter. Messages and stack traces
+// stay readable without the codec server; userhooks puts no user data in
+// them.
+func NewFailureConverter(dc converter.DataConverter) converter.FailureConverter {
+	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{DataConverter: dc})
 }
 
 // Encode encrypts each payload with the active key. It does not change its

@@ -166,6 +166,7 @@ func (c Config) ClientOptions(logger *zap.Logger) (client.Options, error) {
 	}
 	if dc != converter.GetDefaultDataConverter() {
 		opts.DataConverter = dc
+		opts.FailureConverter = payloadcodec.NewFailureConverter(dc)
 	}
 	if c.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/userhooks/userhooks/payloadcodec"
 	"github.com/userhooks/userhooks/temporalconn"
 )
@@ -80,6 +82,21 @@ func TestClientOptions_EncryptsPayloadsUnlessPlaintext(t *testing.T) {
 	}
 	if strings.Contains(string(p.GetData()), "ada@example.com") {
 		t.Error("payload data holds the email in clear")
+	}
+	// Failure details (an attempt record, with the receiver's response
+	// excerpt) are encrypted too; the message stays readable.
+	if opts.FailureConverter == nil {
+		t.Fatal("no failure converter with codec keys: failure details would be written in clear")
+	}
+	f := opts.FailureConverter.ErrorToFailure(temporal.NewNonRetryableApplicationError("attempt 1: HTTP 503", "ServerError", nil,
+		map[string]string{"response_excerpt": "ada@example.com"}))
+	details := f.GetApplicationFailureInfo().GetDetails().GetPayloads()
+	if len(details) != 1 || string(details[0].GetMetadata()["encoding"]) != payloadcodec.MetadataEncodingEncrypted ||
+		strings.Contains(string(details[0].GetData()), "ada@example.com") {
+		t.Errorf("failure details = %v, want one encrypted payload", details)
+	}
+	if f.GetMessage() != "attempt 1: HTTP 503" {
+		t.Errorf("failure message = %q, want it in clear", f.GetMessage())
 	}
 
 	opts, err = temporalconn.Config{Address: "localhost:7233", Namespace: "default", PlaintextHistory: true}.ClientOptions(nil)

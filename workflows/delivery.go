@@ -144,7 +144,6 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		StartToCloseTimeout: deliverTimeout,
 		RetryPolicy:         infraRetry,
 	})
-	ctx = workflow.WithLocalActivityOptions(ctx, deliverLocalOptions)
 	local := workflow.GetVersion(ctx, localDeliverChange, workflow.DefaultVersion, 1) >= 1
 	retryNow := workflow.GetSignalChannel(ctx, SignalRetryNow)
 	permits := newPermits(ctx, in) // nil without a limit: nothing more in history
@@ -207,11 +206,14 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryResult, e
 		}
 		next := workflow.Now(ctx).Add(delay).UTC()
 		setStatus(ctx, delivery.StatusRetrying, attempt)
-		workflow.SetCurrentDetails(ctx, fmt.Sprintf("Attempt %d failed: %s. Next attempt (%d of %d) at %s.",
-			attempt, rec.Error, attempt+1, sched.MaxAttempts(), next.Format(time.RFC3339)))
+		waiting := fmt.Sprintf("Attempt %d failed: %s. Next attempt (%d of %d) at %s.",
+			attempt, rec.Error, attempt+1, sched.MaxAttempts(), next.Format(time.RFC3339))
+		workflow.SetCurrentDetails(ctx, waiting)
 		log.Info("Waiting before next attempt", "attempt", attempt, "delay", delay)
 
-		if err := waitForRetry(ctx, delay, retryNow); err != nil {
+		// The timer's summary says in the Web UI's history why it waits: a
+		// failed local activity looks like a successful one in its rows.
+		if err := waitForRetry(ctx, delay, waiting, retryNow); err != nil {
 			return res, finish(ctx, in, &res, delivery.StatusCanceled)
 		}
 	}
@@ -261,9 +263,11 @@ func deliverOnce(ctx workflow.Context, in DeliveryInput, attempt int, local bool
 	din := activities.DeliverInput{Event: in.Event, SubscriptionID: in.SubscriptionID, Attempt: attempt}
 	var f workflow.Future
 	if local {
+		opts := deliverLocalOptions
+		opts.Summary = fmt.Sprintf("attempt %d", attempt) // the row's label in the Web UI
 		// The method value of a nil *Activities: see permits.acquire.
 		var acts *activities.Activities
-		f = workflow.ExecuteLocalActivity(ctx, acts.Deliver, din)
+		f = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), acts.Deliver, din)
 	} else {
 		f = workflow.ExecuteActivity(ctx, (*activities.Activities).Deliver, din)
 	}
@@ -289,18 +293,19 @@ func deliverOnce(ctx workflow.Context, in DeliveryInput, attempt int, local bool
 	}, nil
 }
 
-// waitForRetry sleeps for delay on a durable timer, ending early on a
-// retry-now signal. It returns an error only if the workflow is cancelled.
+// waitForRetry sleeps for delay on a durable timer, whose summary is
+// summary, ending early on a retry-now signal. It returns an error only if
+// the workflow is cancelled.
 //
 // Only a signal that arrives during the wait counts: signals sent while an
 // attempt was running are dropped, so that one signal never skips a later
 // wait and several never skip several.
-func waitForRetry(ctx workflow.Context, delay time.Duration, retryNow workflow.ReceiveChannel) error {
+func waitForRetry(ctx workflow.Context, delay time.Duration, summary string, retryNow workflow.ReceiveChannel) error {
 	for retryNow.ReceiveAsync(nil) {
 	}
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
-	timer := workflow.NewTimer(timerCtx, delay)
+	timer := workflow.NewTimerWithOptions(timerCtx, delay, workflow.TimerOptions{Summary: summary})
 	var timerErr error
 	sel := workflow.NewSelector(ctx)
 	sel.AddFuture(timer, func(f workflow.Future) { timerErr = f.Get(ctx, nil) })

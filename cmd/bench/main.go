@@ -30,6 +30,7 @@ import (
 
 	"github.com/userhooks/userhooks/bench"
 	"github.com/userhooks/userhooks/devserver"
+	"github.com/userhooks/userhooks/payloadcodec"
 	"github.com/userhooks/userhooks/temporalconn"
 	"github.com/userhooks/userhooks/workflows"
 )
@@ -178,7 +179,8 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) error {
 	env.Dial = func(dc converter.DataConverter) (client.Client, error) {
 		return client.Dial(client.Options{
 			HostPort: address, Namespace: o.namespace, DataConverter: dc,
-			Logger: temporalconn.NewLogger(zl),
+			FailureConverter: payloadcodec.NewFailureConverter(dc),
+			Logger:           temporalconn.NewLogger(zl),
 		})
 	}
 
