@@ -42,9 +42,10 @@ const (
 const deliverTimeout = activities.DefaultRequestTimeout + 15*time.Second
 
 // infraRetry retries a Deliver activity, local or not, only for faults on
-// our side (worker lost mid-attempt, store unreachable). HTTP outcomes never go through it:
-// Deliver reports them as non-retryable errors and the workflow schedules
-// the next attempt itself, so every attempt is its own entry in history.
+// our side (worker lost mid-attempt, store unreachable). HTTP outcomes
+// never go through it: Deliver reports them as non-retryable errors and the
+// workflow schedules the next attempt itself, so every attempt is its own
+// entry in history.
 var infraRetry = &temporal.RetryPolicy{
 	InitialInterval:    time.Second,
 	BackoffCoefficient: 2,
@@ -119,12 +120,13 @@ type DeliveryResult struct {
 // one Deliver local activity (an activity in runs recorded before
 // localDeliverChange), whose outcome history records; between attempts it
 // waits on a durable timer for the time the retry schedule (or the
-// receiver's Retry-After) says, or until a retry-now signal. It stops on success, on a final answer (4xx other than
-// 408/425/429; 410 also disables the subscription), when the schedule is
-// exhausted (and then disables the subscription if its endpoint has been
-// failing for the worker's DisableAfter), or when cancelled. Every disable
-// it causes is reported to the operator webhook; neither a failed disable
-// nor a failed notification changes how the delivery ends.
+// receiver's Retry-After) says, or until a retry-now signal. It stops on
+// success, on a final answer (4xx other than 408/425/429; 410 also
+// disables the subscription), when the schedule is exhausted (and then
+// disables the subscription if its endpoint has been failing for the
+// worker's DisableAfter), or when cancelled. Every disable it causes is
+// reported to the operator webhook; neither a failed disable nor a failed
+// notification changes how the delivery ends.
 //
 // With a concurrency limit (MaxInFlight), each attempt first waits for a
 // permit of the endpoint's gate (EndpointGateWorkflow) and gives it back
@@ -255,10 +257,10 @@ func notifyIfDisabled(ctx workflow.Context, in DeliveryInput, disable workflow.F
 }
 
 // deliverOnce runs one Deliver activity, a local one when local is set
-// (localDeliverChange), and returns the attempt's record. The error is non-nil only
-// for cancellation (a CanceledError) or for a workflow-level problem;
-// failed attempts, including faults on our side that outlasted the
-// activity's retries, come back as records.
+// (localDeliverChange), and returns the attempt's record. The error is
+// non-nil only for cancellation (a CanceledError) or for a workflow-level
+// problem; failed attempts, including faults on our side that outlasted
+// the activity's retries, come back as records.
 func deliverOnce(ctx workflow.Context, in DeliveryInput, attempt int, local bool) (delivery.Attempt, error) {
 	din := activities.DeliverInput{Event: in.Event, SubscriptionID: in.SubscriptionID, Attempt: attempt}
 	var f workflow.Future
