@@ -16,11 +16,17 @@
 //	webui-event.png           the newest event's User Metadata tab: its summary,
 //	                          current details, and one line per delivery (the
 //	                          children's summaries)
-//	webui-delivery.png        its /flaky delivery's User Metadata tab: summary and
-//	                          current details
-//	webui-attempts.png        that delivery's history: timeline and attempts
-//	webui-attempt-failure.png its first failed attempt expanded: failure type and
-//	                          the decrypted attempt record
+//	webui-delivery.png        its /flaky delivery's User Metadata tab: summary,
+//	                          current details, and each attempt's and retry
+//	                          timer's summary
+//	webui-attempts.png        that delivery's history: timeline and attempts,
+//	                          one Local Activity row (a LocalActivity marker)
+//	                          per attempt, summarised "attempt N", and a
+//	                          timer row after each failed one, whose summary
+//	                          says how it failed
+//	webui-attempt-failure.png its first attempt expanded: the marker's decrypted
+//	                          details and its failure (message, error class and
+//	                          the decrypted attempt record)
 //
 // It drives Debian's Chromium (apt-get install chromium) with playwright-core
 // and downloads no browser. It exits non-zero, without writing that page's
@@ -56,6 +62,8 @@ const waitSeconds = Number(process.env.WAIT_SECONDS ?? 60);
 const listEvents = Number(process.env.LIST_EVENTS ?? 2);
 const viewport = { width: 1400, height: 900 };
 const listWidth = 1720;
+const metadataHeight = 1040; // room for a delivery's attempts and timers under Events with Metadata
+const failureHeight = 1200; // room for an expanded marker: its details and its whole failure
 const sidebarWidth = 64; // the UI's navigation bar, left out of shots taken mid-page
 
 // The columns of the workflow list: what a reader of the delivery log wants
@@ -171,45 +179,109 @@ async function eventMetadata(page, d) {
 }
 
 // deliveryMetadata shoots the delivery's User Metadata tab: its summary
-// (event type, user, endpoint) and current details (the outcome).
+// (event type, user, endpoint), current details (the outcome) and, under
+// "Events with Metadata", one row per attempt ("attempt N") and per retry
+// timer (why it waits), down to the last attempt.
 async function deliveryMetadata(page, d) {
+  await page.setViewportSize({ width: viewport.width, height: metadataHeight });
   await page.goto(`${runURL(d)}/user-metadata`, { waitUntil: 'networkidle' });
   await decoded(page, `${d.event_type} ${d.user_id} → ${d.endpoint}`);
   await decoded(page, `Delivered on attempt ${d.attempts}`);
-  await shoot(page, 'webui-delivery.png', { bottom: await contentBottom(page) });
+  await decoded(page, /Attempt 1 failed: HTTP 503 .*Next attempt \(2 of \d+\) at /);
+  const last = page.getByText(`attempt ${d.attempts}`, { exact: true });
+  await last.waitFor().catch(() => {
+    throw new Error(`${page.url()} lists no "attempt ${d.attempts}" under Events with Metadata`);
+  });
+  const bottom = await contentBottom(page);
+  const box = await last.boundingBox();
+  if (box.y + box.height > bottom) throw new Error(`webui-delivery.png: "attempt ${d.attempts}" falls below the shot; raise metadataHeight`);
+  await page.mouse.move(0, metadataHeight - 1);
+  await shoot(page, 'webui-delivery.png', { bottom });
+  await page.setViewportSize(viewport);
 }
 
 // attempts shoots the delivery's history: the timeline with the compact
 // view (one row per attempt and per timer), oldest first, then its first
-// failed attempt expanded.
+// attempt expanded. Attempts run as local activities, so each is one
+// MarkerRecorded event, which the UI labels Local Activity; its row names
+// the activity type and the summary "attempt N", both from encrypted
+// payloads, but not its outcome: Temporal UI 2.42.1 draws a failed local
+// activity like a successful one. What shows a failure at a glance is the
+// retry timer after it, whose (encrypted) summary starts "Attempt N
+// failed: <error>".
 async function attempts(page, d) {
   await page.goto(`${runURL(d)}/history`, { waitUntil: 'networkidle' });
   const heading = page.getByRole('heading', { name: 'Event History' });
   await heading.waitFor();
   await page.getByText('Compact', { exact: true }).first().click();
   await page.getByRole('button', { name: 'Descending' }).click(); // oldest attempt first
-  const failed = page.getByText(/^attempt 1: /).first();
-  await failed.waitFor().catch(() => {
-    throw new Error(`${d.workflow_id} shows no failed first attempt`);
+  const summaryRows = page.getByTestId('event-summary-row');
+  const rows = summaryRows.filter({ hasText: 'Local Activity' }).filter({ hasText: 'Deliver' });
+  const first = rows.first();
+  await first.waitFor().catch(() => {
+    throw new Error(`${page.url()} shows no Deliver attempt: payloads not decoded by the codec server?`);
+  });
+  if ((await rows.count()) !== d.attempts) {
+    throw new Error(`${d.workflow_id} shows ${await rows.count()} Deliver attempt(s), the API ${d.attempts}`);
+  }
+  for (let n = 1; n <= d.attempts; n++) {
+    const text = (await rows.nth(n - 1).innerText()).replace(/\s+/g, ' ');
+    if (!text.includes(`Summary attempt ${n}`)) {
+      throw new Error(`${d.workflow_id}: Deliver row ${n} lacks the summary "attempt ${n}": ${text}`);
+    }
+  }
+  // Every attempt but the last failed (the delivery ended delivered), so
+  // each but the last is followed by a timer whose summary says how.
+  const timers = summaryRows.filter({ hasText: 'Timer' }).filter({ hasText: /Attempt \d+ failed: / });
+  if ((await timers.count()) !== d.attempts - 1) {
+    throw new Error(`${d.workflow_id} shows ${await timers.count()} retry timer(s) saying why they wait, not ${d.attempts - 1}: summaries not decoded?`);
+  }
+  await timers.first().getByText(/^Attempt 1 failed: HTTP 503 .*Next attempt \(2 of \d+\) at /).waitFor().catch(() => {
+    throw new Error(`${d.workflow_id} shows no failed first attempt in its first timer's summary`);
   });
   await heading.evaluate((e) => e.scrollIntoView({ block: 'start' }));
+  await scrollMainBy(page, -24); // clear of the page's top bar when the history is too short to scroll
   await page.mouse.move(0, viewport.height - 1);
   await shoot(page, 'webui-attempts.png',
     { left: sidebarWidth, top: (await heading.boundingBox()).y - 6, bottom: await contentBottom(page) });
 
-  // Expand the first failed attempt and show its failure: message, error
-  // class and the attempt record (status code, duration, response excerpt),
-  // which is in the encrypted failure details.
-  await failed.click();
-  const failure = page.getByText('Activity Task Failed', { exact: true }).first();
-  await failure.waitFor();
-  await decoded(page, '"response_excerpt"');
-  await failure.evaluate((e) => e.scrollIntoView({ block: 'start' }));
-  await scrollMainBy(page, -80); // clear of the sticky table header
-  await page.mouse.move(0, viewport.height - 1);
+  // Expand the first attempt and show its marker: the details the SDK
+  // records (activity type, attempt) and the failure: message, error class
+  // and, in the failure details, the attempt record (status code, duration,
+  // response excerpt). Details and failure details are encrypted in
+  // history (the message is not), so the attempt record in clear is the
+  // proof that the codec server decoded them.
+  await page.setViewportSize({ width: viewport.width, height: failureHeight });
+  await first.click();
+  const expanded = page.getByTestId('event-summary-row-expanded').first();
+  await expanded.waitFor();
+  await expanded.getByText('Failure', { exact: true }).waitFor().catch(() => {
+    throw new Error(`${d.workflow_id} shows no failed first attempt`);
+  });
+  await decoded(page, '"ActivityType": "Deliver"');
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const text = (await expanded.innerText()).replace(/\s+/g, ' ');
+    const want = [
+      '"message": "attempt 1: HTTP 503 ', '"type": "ServerError"', // in clear in history
+      '"attempt": 1,', '"status_code": 503,', '"error_class": "ServerError",', '"response_excerpt": "', // decrypted
+    ];
+    const missing = want.filter((w) => !text.includes(w));
+    if (missing.length === 0) break;
+    if (Date.now() > deadline) {
+      const encrypted = text.includes(btoa('binary/encrypted')) ? ' (its failure details are still encrypted: not decoded by the codec server?)' : '';
+      throw new Error(`${d.workflow_id}: its first attempt's failure lacks ${missing.map((w) => `[${w}]`).join(' ')}${encrypted}`);
+    }
+    await page.waitForTimeout(250);
+  }
   const header = page.getByText('Event ID', { exact: true }).first(); // the table's sticky header
+  await first.evaluate((e) => e.scrollIntoView({ block: 'start' }));
+  const below = await header.boundingBox();
+  await scrollMainBy(page, (await first.boundingBox()).y - (below.y + below.height) - 8); // the row just below it
+  await page.mouse.move(0, failureHeight - 1);
   await shoot(page, 'webui-attempt-failure.png',
     { left: sidebarWidth, top: (await header.boundingBox()).y - 12, bottom: await contentBottom(page) });
+  await page.setViewportSize(viewport);
 }
 
 function runURL(d) {
@@ -251,7 +323,7 @@ async function contentBottom(page) {
     }
     return max;
   });
-  return Math.min(viewport.height, Math.ceil(bottom) + 16);
+  return Math.min(page.viewportSize().height, Math.ceil(bottom) + 16);
 }
 
 // scrollMainBy scrolls the UI's scrolling container (not the document,
