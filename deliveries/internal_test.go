@@ -345,11 +345,17 @@ func encryptingConverter(t *testing.T) converter.DataConverter {
 	return payloadcodec.NewDataConverter(k)
 }
 
-func TestAttemptLog_ReadsEveryDeliverAttemptInOrderThroughTheDataConverter(t *testing.T) {
-	for name, dc := range map[string]converter.DataConverter{
+// bothConverters are the data converters a delivery log must read through:
+// the SDK's default, and one that encrypts, as production's does.
+func bothConverters(t *testing.T) map[string]converter.DataConverter {
+	return map[string]converter.DataConverter{
 		"default converter":    converter.GetDefaultDataConverter(),
 		"encrypting converter": encryptingConverter(t),
-	} {
+	}
+}
+
+func TestAttemptLog_ReadsEveryDeliverAttemptInOrderThroughTheDataConverter(t *testing.T) {
+	for name, dc := range bothConverters(t) {
 		t.Run(name, func(t *testing.T) {
 			h := &historyBuilder{t: t, dc: dc, at: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
 			first := delivery.Attempt{Number: 1, StatusCode: 500, Class: delivery.ClassServerError, Error: "HTTP 500", ResponseExcerpt: `{"answer":500}`}
@@ -393,10 +399,7 @@ func TestAttemptLog_ReadsEveryDeliverAttemptInOrderThroughTheDataConverter(t *te
 // on, each attempt is a Deliver local activity, recorded as one marker.
 // Runs of both shapes must read alike.
 func TestAttemptLog_ReadsLocalActivityAttempts(t *testing.T) {
-	for name, dc := range map[string]converter.DataConverter{
-		"default converter":    converter.GetDefaultDataConverter(),
-		"encrypting converter": encryptingConverter(t),
-	} {
+	for name, dc := range bothConverters(t) {
 		t.Run(name, func(t *testing.T) {
 			h := &historyBuilder{t: t, dc: dc, at: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
 			first := delivery.Attempt{Number: 1, StatusCode: 503, Class: delivery.ClassServerError, Error: "HTTP 503", ResponseExcerpt: "busy"}
@@ -491,10 +494,7 @@ func TestAttemptLog_PendingTimerIsTheNextAttempt(t *testing.T) {
 // it asks again. That timer is no retry: while the run waits, the log says
 // since when it waits for a permit, and gives no next attempt time.
 func TestAttemptLog_AWaitForAPermitIsNotTheNextAttempt(t *testing.T) {
-	for name, dc := range map[string]converter.DataConverter{
-		"default converter":    converter.GetDefaultDataConverter(),
-		"encrypting converter": encryptingConverter(t),
-	} {
+	for name, dc := range bothConverters(t) {
 		t.Run(name, func(t *testing.T) {
 			h := &historyBuilder{t: t, dc: dc, at: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
 			// want is what the log says once the history holds the events so far.
