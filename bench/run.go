@@ -535,20 +535,8 @@ func (r *runner) runPhase(ctx context.Context, name, desc string, events []event
 			go func() { defer wg.Done(); one(i) }()
 		}
 	} else {
-		var next atomic.Int64
-		for range min(cfg.Concurrency, len(events)) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for ctx.Err() == nil {
-					i := int(next.Add(1)) - 1
-					if i >= len(events) {
-						return
-					}
-					one(i)
-				}
-			}()
-		}
+		// Failed publishes are counted by one; the error says nothing more.
+		_ = forEach(ctx, len(events), cfg.Concurrency, func(_ context.Context, i int) error { one(i); return nil })
 	}
 	wg.Wait()
 	res.PublishErrs = int(failed.Load())
@@ -706,15 +694,20 @@ func (r *runner) sampleHistories(ctx context.Context, events []event.Event) (His
 }
 
 // forEach runs fn(0) … fn(n-1), at most par at a time, and returns the
-// first error.
+// first error. Once ctx is done it starts no more calls, and returns
+// ctx's error if no call failed.
 func forEach(ctx context.Context, n, par int, fn func(context.Context, int) error) error {
 	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
 	for i := range n {
-		wg.Add(1)
 		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			if err := fn(ctx, i); err != nil {
@@ -727,5 +720,8 @@ func forEach(ctx context.Context, n, par int, fn func(context.Context, int) erro
 		}()
 	}
 	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
 	return first
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,24 +52,13 @@ func (r *runner) runWaiting(ctx context.Context) WaitingResult {
 	start := time.Now()
 	rec := r.receiver.Record()
 	events := makeEvents(account, nEvents)
-	var next, failed atomic.Int64
-	var wg sync.WaitGroup
-	for range min(cfg.Concurrency, nEvents) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= len(events) {
-					return
-				}
-				if _, err := r.publisher.Publish(ctx, events[i]); err != nil {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	var failed atomic.Int64
+	_ = forEach(ctx, len(events), cfg.Concurrency, func(ctx context.Context, i int) error {
+		if _, err := r.publisher.Publish(ctx, events[i]); err != nil {
+			failed.Add(1)
+		}
+		return nil
+	})
 	if n := failed.Load(); n > 0 {
 		res.Error = fmt.Sprintf("%d of %d publishes failed", n, nEvents)
 		return res
